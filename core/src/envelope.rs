@@ -26,6 +26,21 @@ const MAX_POSTCODE_CHARS: usize = 16;
 const MAX_ID_CHARS: usize = 128;
 const MAX_META_CHARS: usize = 512;
 
+/// Field names per object, as published in the JSON Schema (a test keeps them equal).
+pub const ROOT_FIELDS: &[&str] = &[
+    "session_id",
+    "message",
+    "attachments",
+    "contact",
+    "location",
+    "client",
+];
+pub const MESSAGE_FIELDS: &[&str] = &["type", "value"];
+pub const ATTACHMENT_FIELDS: &[&str] = &["file_id", "filename", "content_type", "size"];
+pub const CONTACT_FIELDS: &[&str] = &["phone", "name"];
+pub const LOCATION_FIELDS: &[&str] = &["location_uid", "page_url", "postcode"];
+pub const CLIENT_FIELDS: &[&str] = &["user_agent", "locale", "timezone", "widget_version"];
+
 /// What a message is; `image`, `audio` and `file` carry at least one attachment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -311,7 +326,7 @@ impl Walker {
     }
 
     fn message(&mut self, root: &Map<String, Value>) -> Option<MessageKind> {
-        let message = self.object(root, "message", true, &["type", "value"])?;
+        let message = self.object(root, "message", true, MESSAGE_FIELDS)?;
         let kind = match message.get("type") {
             None | Some(Value::Null) => {
                 self.report("missing_field", "message.type is required", "message.type");
@@ -378,7 +393,7 @@ impl Walker {
                 self.report("wrong_type", format!("{path} must be an object"), &path);
                 continue;
             };
-            self.unknown_fields(map, &path, &["file_id", "filename", "content_type", "size"]);
+            self.unknown_fields(map, &path, ATTACHMENT_FIELDS);
             if let Some(id) = self.string(map, &path, "file_id", true, MAX_ID_CHARS) {
                 if !is_token(id) {
                     self.report(
@@ -457,7 +472,7 @@ impl Walker {
         root: &Map<String, Value>,
         ctx: &ValidationContext,
     ) -> Option<(E164, Option<String>)> {
-        let contact = self.object(root, "contact", true, &["phone", "name"])?;
+        let contact = self.object(root, "contact", true, CONTACT_FIELDS)?;
         self.string(contact, "contact", "name", false, MAX_NAME_CHARS);
         // The phone module applies its own length limit with its own code.
         let raw = self.string(contact, "contact", "phone", true, usize::MAX)?;
@@ -471,12 +486,7 @@ impl Walker {
     }
 
     fn location(&mut self, root: &Map<String, Value>) {
-        let Some(location) = self.object(
-            root,
-            "location",
-            false,
-            &["location_uid", "page_url", "postcode"],
-        ) else {
+        let Some(location) = self.object(root, "location", false, LOCATION_FIELDS) else {
             return;
         };
         if let Some(uid) = self.string(location, "location", "location_uid", false, MAX_ID_CHARS) {
@@ -515,9 +525,8 @@ impl Walker {
     }
 
     fn client(&mut self, root: &Map<String, Value>) {
-        let fields = ["user_agent", "locale", "timezone", "widget_version"];
-        if let Some(client) = self.object(root, "client", false, &fields) {
-            for key in fields {
+        if let Some(client) = self.object(root, "client", false, CLIENT_FIELDS) {
+            for key in CLIENT_FIELDS {
                 self.string(client, "client", key, false, MAX_META_CHARS);
             }
         }
@@ -723,6 +732,60 @@ mod tests {
         assert!(!is_http_url("https://"));
         assert!(!is_http_url("ftp://a"));
         assert!(!is_http_url("https://a b"));
+    }
+
+    /// The published JSON Schema names exactly the fields the validator knows, with
+    /// `additionalProperties: false` everywhere and the same required fields.
+    #[test]
+    fn published_schema_matches_the_validator() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schema/webchat-message.schema.json")).unwrap();
+        let defs = &schema["$defs"];
+        let objects = [
+            (
+                &schema,
+                ROOT_FIELDS,
+                vec!["session_id", "message", "contact"],
+            ),
+            (&defs["message"], MESSAGE_FIELDS, vec!["type", "value"]),
+            (
+                &defs["attachment"],
+                ATTACHMENT_FIELDS,
+                ATTACHMENT_FIELDS.to_vec(),
+            ),
+            (&defs["contact"], CONTACT_FIELDS, vec!["phone"]),
+            (&defs["location"], LOCATION_FIELDS, vec![]),
+            (&defs["client"], CLIENT_FIELDS, vec![]),
+        ];
+        for (object, fields, required) in objects {
+            let mut props: Vec<&str> = object["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut fields = fields.to_vec();
+            props.sort_unstable();
+            fields.sort_unstable();
+            assert_eq!(props, fields);
+            assert_eq!(object["additionalProperties"], json!(false));
+            let mut listed: Vec<&str> = object["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut required = required;
+            listed.sort_unstable();
+            required.sort_unstable();
+            assert_eq!(listed, required);
+        }
+        assert_eq!(
+            schema["$defs"]["message"]["properties"]["value"]["maxLength"],
+            json!(MAX_TEXT_CHARS)
+        );
+        assert_eq!(
+            schema["$defs"]["attachment"]["properties"]["size"]["maximum"],
+            json!(attachment::PODIUM_MAX_ATTACHMENT_BYTES)
+        );
     }
 
     mod properties {

@@ -7,6 +7,9 @@ use worker::{Response, Result};
 /// Everything a handler can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// No route (and no static asset) at this path.
+    #[error("no such route")]
+    NotFound,
     /// The request body is larger than the route accepts.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -38,6 +41,7 @@ pub fn respond(outcome: std::result::Result<Response, AppError>) -> Result<Respo
         Err(err) => err,
     };
     let (status, payload) = match &err {
+        AppError::NotFound => (404, body("not_found", &err.to_string(), None)),
         AppError::PayloadTooLarge { .. } => {
             (413, body("payload_too_large", &err.to_string(), None))
         }
@@ -51,7 +55,9 @@ pub fn respond(outcome: std::result::Result<Response, AppError>) -> Result<Respo
                 first.map_or("invalid", |p| p.message.as_str()),
                 first.and_then(|p| p.field.as_deref()),
             );
-            payload["problems"] = json!(problems);
+            if let Some(map) = payload.as_object_mut() {
+                map.insert("problems".into(), json!(problems));
+            }
             (422, payload)
         }
         AppError::Internal(detail) => {

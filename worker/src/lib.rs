@@ -15,6 +15,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/v1/webchat/validate", |req, ctx| async move {
             error::respond(validate::handle(req, ctx).await)
         })
+        .or_else_any_method("/*path", |_req, _ctx| {
+            error::respond(Err(error::AppError::NotFound))
+        })
         .run(req, env)
         .await
 }

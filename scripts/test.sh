@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+#! Installs whatever is missing, then runs every check and test: fmt, clippy (native and
+#! wasm32), core unit/property tests, the widget's wasm tests in Node and headless
+#! Chromium, and the browser end-to-end tests against the real worker under wrangler dev.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+bash "$ROOT/scripts/setup.sh"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "clippy (native, all targets)"
+cargo clippy --workspace --all-targets -- -D warnings
+say "clippy (wasm32: widget and worker)"
+cargo clippy -p widget-wasm -p gateway-worker --target wasm32-unknown-unknown -- -D warnings
+
+say "core: unit and property tests"
+cargo test -p gateway-core
+
+say "widget-wasm: wasm-bindgen tests in Node"
+(cd "$ROOT/widget-wasm" && wasm-pack test --node)
+say "widget-wasm: wasm-bindgen tests in headless Chromium"
+(cd "$ROOT/widget-wasm" && WASM_BINDGEN_USE_BROWSER=1 \
+  wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN")
+
+say "building the widget module (www/pkg)"
+bash "$ROOT/scripts/build-widget.sh"
+
+say "browser end-to-end tests (Chromium + worker under wrangler dev)"
+node --test --test-reporter=spec "$ROOT/tests/e2e/"
