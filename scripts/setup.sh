@@ -24,7 +24,7 @@ done
 # cargo_tool BINARY VERSION CRATE: install CRATE@VERSION unless BINARY reports VERSION.
 cargo_tool() {
   local bin="$1" version="$2" crate="$3"
-  if "$bin" --version 2>/dev/null | grep -q " $version\$"; then return 0; fi
+  if "$bin" --version 2>/dev/null | grep -Eq "(^| )$version\$"; then return 0; fi
   say "installing $crate $version (a few minutes, once)"
   cargo install --locked "$crate" --version "$version" ||
     { say "retrying $crate without --locked"; cargo install "$crate" --version "$version"; }
