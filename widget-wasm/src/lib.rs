@@ -37,17 +37,27 @@ export interface AttachmentLike { name: string; type: string; size: number }
 export interface AttachmentPolicy { max_bytes?: number; allowed_types?: string[]; max_count?: number }
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// A region code argument (typed for TypeScript; read defensively at run time).
+    #[wasm_bindgen(typescript_type = "string")]
+    pub type RegionArg;
+    /// An attachment policy argument.
+    #[wasm_bindgen(typescript_type = "AttachmentPolicy")]
+    pub type PolicyArg;
+}
+
 /// Normalize a phone number to E.164 for the store's region (ISO 3166 alpha-2, or
 /// empty/undefined when unknown: then only `+` numbers pass).
 #[wasm_bindgen(js_name = normalizePhone, unchecked_return_type = "PhoneResult")]
 pub fn normalize_phone(
     #[wasm_bindgen(unchecked_param_type = "string")] raw: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string | undefined")] region: JsValue,
+    region: Option<RegionArg>,
 ) -> JsValue {
+    let region = region.and_then(|r| JsValue::from(r).as_string());
     let Some(raw) = raw.as_string() else {
         return refusal("wrong_type", "the phone number must be a string", None);
     };
-    let region = region.as_string();
     match phone::parse(&raw, region.as_deref()) {
         Ok(n) => to_js(&json!({"ok": true, "e164": n.e164, "extension": n.extension})),
         Err(e) => refusal(e.code(), &e.to_string(), None),
@@ -58,9 +68,9 @@ pub fn normalize_phone(
 #[wasm_bindgen(js_name = checkAttachment, unchecked_return_type = "AttachmentResult")]
 pub fn check_attachment(
     #[wasm_bindgen(unchecked_param_type = "AttachmentLike")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "AttachmentPolicy | undefined")] policy: JsValue,
+    policy: Option<PolicyArg>,
 ) -> JsValue {
-    let policy = match read_policy(&policy) {
+    let policy = match read_policy(policy) {
         Ok(p) => p,
         Err(refused) => return refused,
     };
@@ -87,10 +97,10 @@ pub fn check_attachment(
 #[wasm_bindgen(js_name = validateMessage, unchecked_return_type = "MessageResult")]
 pub fn validate_message(
     #[wasm_bindgen(unchecked_param_type = "object | string")] envelope: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string | undefined")] region: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "AttachmentPolicy | undefined")] policy: JsValue,
+    region: Option<RegionArg>,
+    policy: Option<PolicyArg>,
 ) -> JsValue {
-    let attachment_policy = match read_policy(&policy) {
+    let attachment_policy = match read_policy(policy) {
         Ok(p) => p,
         Err(refused) => return refused,
     };
@@ -109,7 +119,7 @@ pub fn validate_message(
         },
     };
     let ctx = ValidationContext {
-        default_region: region.as_string(),
+        default_region: region.and_then(|r| JsValue::from(r).as_string()),
         attachment_policy,
     };
     match envelope::validate(text.as_bytes(), &ctx) {
@@ -156,12 +166,15 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-fn read_policy(policy: &JsValue) -> Result<AttachmentPolicy, JsValue> {
-    if policy.is_undefined() || policy.is_null() {
+fn read_policy(policy: Option<PolicyArg>) -> Result<AttachmentPolicy, JsValue> {
+    let Some(policy) = policy
+        .map(JsValue::from)
+        .filter(|p| !p.is_undefined() && !p.is_null())
+    else {
         return Ok(AttachmentPolicy::default());
-    }
+    };
     let bad = |why: String| refusal("invalid_policy", &why, None);
-    let text = JSON::stringify(policy)
+    let text = JSON::stringify(&policy)
         .ok()
         .and_then(|s| s.as_string())
         .ok_or_else(|| bad("the policy cannot be turned into JSON".into()))?;
