@@ -1,0 +1,406 @@
+// End-to-end: the demo store pages, served by the real worker (`wrangler dev`, workerd),
+// in headless Chromium, with the embeddable snippet www/gateway-widget.js and its
+// WebAssembly validator. Run: node --test tests/e2e/
+//
+// NOTE: POST /v1/webchat/messages and POST /v1/webchat/attachments are built in the next
+// issue; until then the worker answers 404, so each page intercepts them (page.route)
+// and answers as they will (202 {"accepted":true} / {"file_id":"f_..."}), recording what
+// the snippet sent. Everything else (pages, snippet, wasm, /v1/webchat/validate) is real.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser } from '../support/browser.mjs';
+import { startStack } from '../support/stack.mjs';
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// A real 1×1 PNG.
+const TINY_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
+const MB = 1024 * 1024;
+
+let stack;
+let browser;
+
+before(async () => {
+  stack = await startStack(); // the first start compiles the worker
+  browser = await launchBrowser();
+}, { timeout: 240_000 });
+
+after(async () => {
+  try {
+    await browser?.close();
+  } finally {
+    await stack?.stop();
+  }
+});
+
+/**
+ * Open a store page in a fresh context with the network log and the two future routes
+ * intercepted. `blockWasm` makes the validator unloadable; `noIdle` makes the page never
+ * idle (so only opening the chat can load the validator).
+ */
+async function openStore(pathname, { blockWasm = false, noIdle = false } = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const requests = []; // every request the page made, in order
+  const uploads = []; // bodies the snippet sent to /v1/webchat/attachments
+  const messages = []; // envelopes the snippet sent to /v1/webchat/messages
+  const errors = []; // uncaught exceptions in the page
+  const consoleText = [];
+  page.on('request', (req) => {
+    requests.push({
+      url: req.url(),
+      method: req.method(),
+      bodyBytes: req.postDataBuffer()?.length ?? 0,
+      contentLength: Number(req.headers()['content-length'] ?? 0),
+    });
+  });
+  page.on('pageerror', (err) => errors.push(err));
+  page.on('console', (msg) => consoleText.push(msg.text()));
+
+  // --- Stand-ins for the routes of the next issue (see the note at the top). ---
+  await page.route(`${stack.url}/v1/webchat/attachments`, async (route) => {
+    const req = route.request();
+    uploads.push({ headers: req.headers(), body: req.postDataBuffer() ?? Buffer.alloc(0) });
+    await route.fulfill({
+      status: 201,
+      contentType: 'application/json',
+      body: JSON.stringify({ file_id: `f_test_${uploads.length}` }),
+    });
+  });
+  await page.route(`${stack.url}/v1/webchat/messages`, async (route) => {
+    messages.push(JSON.parse(route.request().postData()));
+    await route.fulfill({ status: 202, contentType: 'application/json', body: '{"accepted":true}' });
+  });
+
+  if (blockWasm) await page.route('**/pkg/widget_bg.wasm', (route) => route.abort());
+  if (noIdle) await page.addInitScript(() => { window.requestIdleCallback = () => 0; });
+
+  await page.goto(stack.url + pathname, { waitUntil: 'load' });
+  return {
+    page, requests, uploads, messages, errors, consoleText,
+    close: () => context.close(),
+  };
+}
+
+async function openChat(page) {
+  await page.getByRole('button', { name: 'Chat with us' }).click();
+  await page.locator('form[data-podium-chat]').waitFor({ state: 'visible' });
+}
+
+const form = (page) => page.locator('form[data-podium-chat]');
+const phoneAlert = (page) => page.locator('#chat-phone + [role=alert]');
+const fileAlert = (page) => page.locator('#chat-file + [role=alert]');
+const statusLine = (page) => page.locator('[data-podium-status]');
+
+async function sendMessage(page, { phone, text = 'Do you have the wetsuit in M?', name = 'Ann' }) {
+  await page.fill('#chat-name', name);
+  await page.fill('#chat-phone', phone);
+  await page.fill('#chat-message', text);
+  await page.getByRole('button', { name: 'Send' }).click();
+}
+
+/** Wait until a send attempt has finished (sent, invalid or failed). */
+async function settled(page) {
+  await page.waitForFunction(() => {
+    const state = document.querySelector('[data-podium-status]')?.getAttribute('data-state');
+    return state === 'sent' || state === 'invalid' || state === 'failed';
+  });
+  return statusLine(page).getAttribute('data-state');
+}
+
+/** Nothing personal reaches the console, and nothing was thrown. */
+function assertClean(tab, ...secrets) {
+  assert.deepEqual(tab.errors.map(String), [], 'uncaught errors in the page');
+  for (const secret of secrets) {
+    for (const line of tab.consoleText) assert.ok(!line.includes(secret), `console leaked ${secret}: ${line}`);
+  }
+}
+
+test('Sydney: a national AU number is sent as E.164 with the store and a session', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/sydney/');
+  try {
+    const { page } = tab;
+    await openChat(page); // the form is inserted into the page now
+    await page.evaluate(() => {
+      window.__events = [];
+      document.addEventListener('podium-gateway:sent', (e) => window.__events.push(e.type));
+    });
+    await page.fill('#chat-phone', '0412 345 678');
+    // The validator (wasm) normalized it while typing.
+    await page.getByText('Will text +61412345678').waitFor();
+    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
+
+    await sendMessage(page, { phone: '0412 345 678', text: 'Do you have the 3/2 in M?' });
+    assert.equal(await settled(page), 'sent');
+
+    assert.equal(tab.messages.length, 1);
+    const env = tab.messages[0];
+    assert.equal(env.contact.phone, '+61412345678');
+    assert.equal(env.contact.name, 'Ann');
+    assert.deepEqual(env.message, { type: 'text', value: 'Do you have the 3/2 in M?' });
+    assert.equal(env.location.location_uid, 'loc_sydney');
+    assert.equal(env.location.page_url, `${stack.url}/sydney/`);
+    assert.match(env.session_id, UUID_V4);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('podium-gateway:session')), env.session_id);
+    assert.equal(env.client.widget_version, '0.1.0');
+    assert.equal(env.attachments, undefined);
+    // Posted to the script's own origin (no data-endpoint on the page).
+    assert.ok(tab.requests.some((r) => r.method === 'POST' && r.url === `${stack.url}/v1/webchat/messages`));
+    assert.deepEqual(await page.evaluate(() => window.__events), ['podium-gateway:sent']);
+    assert.equal(await page.inputValue('#chat-message'), '', 'the message box is cleared after sending');
+    assertClean(tab, '412345678', '412 345 678', 'Do you have');
+  } finally {
+    await tab.close();
+  }
+});
+
+test('San Francisco: a national US number is sent as E.164', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/san-francisco/');
+  try {
+    const { page } = tab;
+    await openChat(page); // the form was on the page, hidden
+    await sendMessage(page, { phone: '(415) 555-1234', name: 'Sam' });
+    assert.equal(await settled(page), 'sent');
+    assert.equal(tab.messages.length, 1);
+    assert.equal(tab.messages[0].contact.phone, '+14155551234');
+    assert.equal(tab.messages[0].location.location_uid, 'loc_sanfrancisco');
+    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
+    assertClean(tab, '5551234', '555-1234');
+  } finally {
+    await tab.close();
+  }
+});
+
+test('an invalid phone number is shown inline and nothing is sent', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/sydney/');
+  try {
+    const { page } = tab;
+    await openChat(page);
+    await page.evaluate(() => {
+      window.__invalid = [];
+      document.addEventListener('podium-gateway:invalid', (e) => window.__invalid.push(e.detail.problems));
+    });
+    await sendMessage(page, { phone: 'abc' });
+    assert.equal(await settled(page), 'invalid');
+
+    const alert = phoneAlert(page);
+    await alert.waitFor({ state: 'visible' });
+    assert.match(await alert.innerText(), /not a phone number/i);
+    assert.equal(await page.getAttribute('#chat-phone', 'aria-invalid'), 'true');
+    const describedBy = await page.getAttribute('#chat-phone', 'aria-describedby');
+    assert.ok(describedBy.split(' ').includes(await alert.getAttribute('id')));
+    const problems = await page.evaluate(() => window.__invalid);
+    assert.equal(problems.length, 1);
+    assert.ok(problems[0].some((p) => p.field === 'contact.phone'));
+
+    // Clicking Send again changes nothing.
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.waitForTimeout(300);
+    assert.equal(tab.messages.length, 0);
+    assert.ok(!tab.requests.some((r) => r.url.includes('/v1/webchat/messages')), 'no message request at all');
+
+    // Fixing it clears the error while typing.
+    await page.fill('#chat-phone', '0412 345 678');
+    await page.getByText('Will text +61412345678').waitFor();
+    assert.equal(await page.getAttribute('#chat-phone', 'aria-invalid'), null);
+    assert.equal(await alert.isVisible(), false);
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('a 30 MB file is refused before upload: inline message, no request', { timeout: 90_000 }, async () => {
+  const tab = await openStore('/sydney/');
+  try {
+    const { page } = tab;
+    await openChat(page);
+    await page.setInputFiles('#chat-file', {
+      name: 'wetsuit-tear.png',
+      mimeType: 'image/png',
+      buffer: Buffer.alloc(30 * MB, 7),
+    });
+    const alert = fileAlert(page);
+    await alert.waitFor({ state: 'visible' });
+    const text = await alert.innerText();
+    assert.match(text, /limit is 25 MB/);
+    assert.match(text, /31\.5 MB/);
+    assert.equal(await page.getAttribute('#chat-file', 'aria-invalid'), 'true');
+    assert.equal(await page.$eval('#chat-file', (input) => input.files.length), 0, 'removed from the selection');
+
+    // The message itself still goes, without the file.
+    await sendMessage(page, { phone: '0412 345 678', text: 'Photo was too big, sorry' });
+    assert.equal(await settled(page), 'sent');
+    assert.equal(tab.messages.length, 1);
+    assert.equal(tab.messages[0].attachments, undefined);
+
+    assert.deepEqual(tab.uploads, []);
+    const attachmentRequests = tab.requests.filter((r) => r.url.includes('/attachments'));
+    assert.deepEqual(attachmentRequests, [], 'no request to /v1/webchat/attachments');
+    const big = tab.requests.filter((r) => r.bodyBytes >= MB || r.contentLength >= MB);
+    assert.deepEqual(big, [], 'no request carried a body of 1 MB or more');
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('a small PNG is uploaded first and its file_id travels in the envelope', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/san-francisco/');
+  try {
+    const { page } = tab;
+    await openChat(page);
+    await page.setInputFiles('#chat-file', { name: 'receipt.png', mimeType: 'image/png', buffer: TINY_PNG });
+    await sendMessage(page, { phone: '415-555-1234', text: 'Is this the right size?' });
+    assert.equal(await settled(page), 'sent');
+    assert.equal(await fileAlert(page).isVisible(), false, 'no file refused');
+
+    assert.equal(tab.uploads.length, 1);
+    const [upload] = tab.uploads;
+    assert.equal(upload.headers['content-type'], 'image/png');
+    assert.equal(upload.headers['x-filename'], 'receipt.png');
+    assert.ok(upload.body.equals(TINY_PNG), 'the raw file is the body');
+
+    assert.equal(tab.messages.length, 1);
+    assert.deepEqual(tab.messages[0].attachments, [
+      { file_id: 'f_test_1', filename: 'receipt.png', content_type: 'image/png', size: TINY_PNG.length },
+    ]);
+    assert.equal(tab.messages[0].contact.phone, '+14155551234');
+    const order = tab.requests.filter((r) => r.url.includes('/v1/webchat/')).map((r) => new URL(r.url).pathname);
+    assert.deepEqual(order, ['/v1/webchat/attachments', '/v1/webchat/messages'], 'upload before message');
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('lazy: the validator is fetched after the load event, when the page is idle', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/sydney/');
+  try {
+    const { page } = tab;
+    // No interaction at all: the idle callback after `load` loads it.
+    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
+    const timing = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const entry = (suffix) => performance.getEntriesByType('resource').find((e) => e.name.endsWith(suffix));
+      return {
+        domContentLoaded: nav.domContentLoadedEventEnd,
+        load: nav.loadEventStart,
+        module: entry('/pkg/widget.js')?.startTime,
+        wasm: entry('/pkg/widget_bg.wasm')?.startTime,
+      };
+    });
+    assert.ok(timing.load > 0 && timing.wasm !== undefined && timing.module !== undefined, JSON.stringify(timing));
+    assert.ok(timing.module >= timing.load, `widget.js requested before load: ${JSON.stringify(timing)}`);
+    assert.ok(timing.wasm >= timing.load, `wasm requested before load: ${JSON.stringify(timing)}`);
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('lazy: on a page that never goes idle, opening the chat loads the validator', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/san-francisco/', { noIdle: true });
+  try {
+    const { page } = tab;
+    await page.waitForTimeout(1_500); // well past load; no idle callback will come
+    const wasmRequested = () => tab.requests.some((r) => r.url.endsWith('/pkg/widget_bg.wasm'));
+    assert.equal(wasmRequested(), false, 'nothing fetched the validator before the chat was opened');
+    assert.ok(!tab.requests.some((r) => r.url.endsWith('/pkg/widget.js')));
+
+    await openChat(page); // focuses the name field: the customer is about to chat
+    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
+    assert.equal(wasmRequested(), true);
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('validator blocked: the page still works and the gateway gets the phone as typed', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/sydney/', { blockWasm: true });
+  try {
+    const { page } = tab;
+    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), false);
+    const verdict = await page.evaluate(() => window.PodiumGateway.normalizePhone('0412 345 678', 'AU'));
+    assert.equal(verdict.code, 'validator_unavailable');
+
+    await openChat(page);
+    await sendMessage(page, { phone: ' 0412 345 678 ' });
+    assert.equal(await settled(page), 'sent');
+    assert.equal(tab.messages.length, 1);
+    // No client-side normalization: the server validates and normalizes.
+    assert.equal(tab.messages[0].contact.phone, '0412 345 678');
+    assert.equal(tab.messages[0].location.location_uid, 'loc_sydney');
+    assert.ok(tab.requests.some((r) => r.url.endsWith('/pkg/widget_bg.wasm')), 'the wasm was attempted');
+
+    // Files still get the plain size check.
+    await page.setInputFiles('#chat-file', { name: 'big.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(26_000_000) });
+    await fileAlert(page).waitFor({ state: 'visible' });
+    assert.match(await fileAlert(page).innerText(), /limit is 25 MB/);
+    assert.equal(await page.$eval('#chat-file', (input) => input.files.length), 0);
+    assert.deepEqual(tab.uploads, []);
+    assertClean(tab, '412 345 678');
+  } finally {
+    await tab.close();
+  }
+});
+
+test('the browser verdict equals the worker verdict', { timeout: 60_000 }, async () => {
+  const base = {
+    session_id: 'd1b467d4-7eb6-448d-b21f-50578ebaf69b',
+    message: { type: 'text', value: 'Do you have the blue one?' },
+    contact: { phone: '0412 345 678', name: 'Ann' },
+    location: { location_uid: 'loc_sydney', page_url: 'https://shop.example/sydney/' },
+  };
+  const cases = [
+    // [label, region, envelope, expected first code (null: valid)]
+    ['valid AU national', 'AU', base, null],
+    ['valid US national', 'US', { ...base, contact: { phone: '(415) 555-1234' } }, null],
+    ['national number, no region', '', base, 'phone_region_required'],
+    ['invalid phone', 'AU', { ...base, contact: { phone: 'abc' } }, 'phone_not_a_number'],
+    ['unknown field', 'AU', { ...base, coupon: 'FREE' }, 'unknown_field'],
+    ['empty message', 'AU', { ...base, message: { type: 'text', value: '  ' } }, 'message_empty'],
+    ['bad session id', 'AU', { ...base, session_id: 'nope' }, 'invalid_session_id'],
+    ['attachment too large', 'AU', {
+      ...base,
+      attachments: [{ file_id: 'f_1', filename: 'a.png', content_type: 'image/png', size: 30 * MB }],
+    }, 'attachment_too_large'],
+    ['image with a pdf', 'AU', {
+      ...base,
+      message: { type: 'image', value: '' },
+      attachments: [{ file_id: 'f_1', filename: 'a.pdf', content_type: 'application/pdf', size: 10 }],
+    }, 'attachment_type_mismatch'],
+  ];
+  const tab = await openStore('/sydney/');
+  try {
+    const { page } = tab;
+    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
+    for (const [label, region, envelope, expected] of cases) {
+      const browserVerdict = await page.evaluate(
+        ([env, r]) => window.PodiumGateway.validateMessage(env, r || undefined),
+        [envelope, region],
+      );
+      const res = await fetch(`${stack.url}/v1/webchat/validate?region=${region}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(envelope),
+      });
+      const body = await res.json();
+      const server = res.ok
+        ? { ok: true, e164: body.e164, codes: [] }
+        : { ok: false, code: body.error.code, codes: body.problems.map((p) => p.code) };
+      const client = browserVerdict.ok
+        ? { ok: true, e164: browserVerdict.e164, codes: [] }
+        : { ok: false, code: browserVerdict.code, codes: browserVerdict.problems.map((p) => p.code) };
+      assert.deepEqual(client, server, label);
+      assert.equal(server.ok ? null : server.code, expected, label);
+      assert.equal(res.status, server.ok ? 200 : 422, label);
+    }
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});

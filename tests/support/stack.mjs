@@ -1,0 +1,132 @@
+// Starts the gateway exactly as developers run it (`wrangler dev`, workerd, the [assets]
+// in www/) on a free port with a throwaway state directory, for end-to-end tests.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Processes in a process group (Linux /proc; elsewhere none, and stop() kills the group). */
+function groupMembers(pgid) {
+  let entries = [];
+  try { entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return []; }
+  const out = [];
+  for (const d of entries) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp ... ; comm may contain spaces, so parse after ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) out.push(Number(d));
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
+}
+
+/** Still there and not yet reaped (a zombie counts as gone only once reaped). */
+function exists(pid) {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+/** A port nobody listens on right now (the OS picks it). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * `wrangler dev` on 127.0.0.1:<free port>. Resolves once /health answers; the first
+ * start builds the worker (~40 s cold). `stop()` ends the whole process group (wrangler,
+ * esbuild, workerd) and removes the state directory.
+ */
+export async function startStack({ timeoutMs = 180_000 } = {}) {
+  const port = await freePort();
+  const persist = mkdtempSync(path.join(os.tmpdir(), 'gateway-e2e-state-'));
+  const bin = path.join(ROOT, 'node_modules/.bin');
+  const cargoBin = path.join(os.homedir(), '.cargo/bin');
+  // wrangler's CLI itself, not its bin shim: the shim does not forward signals, and we
+  // want wrangler to get SIGINT and shut workerd down (and reap it) on its own.
+  const child = spawn(
+    process.execPath,
+    [
+      '--no-warnings', '--experimental-vm-modules',
+      path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'),
+      'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+    ],
+    {
+      cwd: ROOT,
+      // Own process group, so stop() can kill wrangler and every child it started.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        PATH: `${bin}:${cargoBin}:${process.env.PATH}`,
+        WRANGLER_SEND_METRICS: 'false',
+        WASM_BINDGEN_BIN: path.join(cargoBin, 'wasm-bindgen'),
+        ESBUILD_BIN: path.join(bin, 'esbuild'),
+        CI: '1',
+      },
+    },
+  );
+  let log = '';
+  const keep = (chunk) => { log = (log + chunk).slice(-20_000); };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  // If this process dies without calling stop() (a crash, Ctrl-C), take the group with it.
+  const killGroup = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
+  const onSignal = (signal) => { killGroup(); process.exit(128 + (os.constants.signals[signal] || 1)); };
+  process.once('exit', killGroup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, onSignal);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let alive = true;
+  exited.then(() => { alive = false; });
+
+  async function stop() {
+    if (alive) {
+      // workerd first, while wrangler is alive to reap it: killed together, wrangler
+      // exits first and the orphans stay zombies where PID 1 does not reap (containers).
+      const others = groupMembers(child.pid).filter((pid) => pid !== child.pid);
+      for (const pid of others) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      for (let i = 0; i < 40 && others.some(exists); i++) await new Promise((r) => setTimeout(r, 50));
+      // Then wrangler, as Ctrl-C would; whatever is left after 10 s: SIGKILL, whole group.
+      try { process.kill(child.pid, 'SIGINT'); } catch { /* already gone */ }
+      const timer = setTimeout(() => {
+        try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+      }, 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    // workerd may outlive wrangler for a moment: make sure the group is empty.
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* nothing left */ }
+    process.removeListener('exit', killGroup);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.removeListener(sig, onSignal);
+    rmSync(persist, { recursive: true, force: true });
+  }
+
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      if (!alive) throw new Error(`wrangler dev exited before it was ready:\n${log}`);
+      if (Date.now() > deadline) throw new Error(`wrangler dev not ready after ${timeoutMs} ms:\n${log}`);
+      try {
+        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5_000) });
+        if (res.ok && (await res.json()).status === 'ok') break;
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, stop, log: () => log };
+}
