@@ -13,8 +13,13 @@
 )]
 
 pub mod attachment;
+pub mod delivery;
 pub mod envelope;
+pub mod optout;
 pub mod phone;
+pub mod ratelimit;
+pub mod routing;
+pub mod session;
 
 /// A machine-readable verdict on one piece of input: a stable `code`, a human `message`
 /// and, where it applies, the path of the offending field (`contact.phone`,

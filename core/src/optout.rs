@@ -1,0 +1,178 @@
+//! Opt-outs (F6): carrier keywords, and the one record every outbound text is checked
+//! against at the moment of sending.
+//!
+//! A keyword only counts when it is the whole message (`STOP`, `stop.`, ` Stop! `): a
+//! customer writing "please don't cancel my order" has not opted out. That is how
+//! carriers and CTIA's guidelines treat them, and it avoids silencing customers by
+//! accident.
+
+use serde::{Deserialize, Serialize};
+
+/// Keywords that opt a phone out of all texts.
+pub const OPT_OUT_KEYWORDS: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
+/// Keywords that opt a phone back in.
+pub const OPT_IN_KEYWORDS: &[&str] = &["START", "UNSTOP"];
+
+/// What a message says about consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keyword {
+    OptOut,
+    OptIn,
+}
+
+/// Classify a whole message: `Some` only when it is exactly a keyword, ignoring case,
+/// surrounding spaces and trailing punctuation.
+pub fn keyword(message: &str) -> Option<Keyword> {
+    let word: String = message
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_uppercase();
+    if word.len() > 16 {
+        return None;
+    }
+    if OPT_OUT_KEYWORDS.contains(&word.as_str()) {
+        Some(Keyword::OptOut)
+    } else if OPT_IN_KEYWORDS.contains(&word.as_str()) {
+        Some(Keyword::OptIn)
+    } else {
+        None
+    }
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A keyword typed into the website chat.
+    Webchat,
+    /// A keyword texted by SMS, reported by a Podium webhook.
+    Sms,
+    /// Podium's contact record (`transactionalOptedOutAt`).
+    Podium,
+    /// An operator, through the admin API.
+    Admin,
+}
+
+/// One change of state, kept for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub opted_out: bool,
+    pub at_ms: i64,
+    pub channel: Channel,
+}
+
+/// The single opt-out record of one phone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutRecord {
+    pub opted_out: bool,
+    /// Newest last; bounded to the last [`MAX_HISTORY`] changes.
+    pub history: Vec<Change>,
+}
+
+/// Changes kept per phone.
+pub const MAX_HISTORY: usize = 50;
+
+impl OptOutRecord {
+    /// Apply a change. Returns whether the state flipped. An older event than the last
+    /// recorded one (a delayed webhook) is kept in history but does not override a
+    /// newer decision.
+    pub fn apply(&mut self, opted_out: bool, at_ms: i64, channel: Channel) -> bool {
+        let newest = self.history.last().map_or(i64::MIN, |c| c.at_ms);
+        let change = Change {
+            opted_out,
+            at_ms,
+            channel,
+        };
+        let position = self
+            .history
+            .iter()
+            .rposition(|c| c.at_ms <= at_ms)
+            .map_or(0, |i| i + 1);
+        self.history.insert(position, change);
+        if self.history.len() > MAX_HISTORY {
+            let excess = self.history.len() - MAX_HISTORY;
+            self.history.drain(..excess);
+        }
+        if at_ms < newest {
+            return false;
+        }
+        let flipped = self.opted_out != opted_out;
+        self.opted_out = opted_out;
+        flipped
+    }
+
+    /// The unified predicate: may any flow text this phone now?
+    pub fn may_text(&self) -> bool {
+        !self.opted_out
+    }
+
+    /// The change that set the current state.
+    pub fn last_change(&self) -> Option<&Change> {
+        self.history
+            .iter()
+            .rev()
+            .find(|c| c.opted_out == self.opted_out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_message_keywords_only() {
+        for m in [
+            "STOP",
+            "stop",
+            " Stop! ",
+            "stop.",
+            "StopAll",
+            "UNSUBSCRIBE",
+            "cancel",
+            "End",
+            "quit",
+        ] {
+            assert_eq!(keyword(m), Some(Keyword::OptOut), "{m}");
+        }
+        for m in ["START", "unstop", "Start!"] {
+            assert_eq!(keyword(m), Some(Keyword::OptIn), "{m}");
+        }
+        for m in [
+            "please don't cancel my order",
+            "stop by tomorrow?",
+            "",
+            "STOPP",
+            "end of day",
+        ] {
+            assert_eq!(keyword(m), None, "{m}");
+        }
+    }
+
+    #[test]
+    fn record_follows_the_newest_change() {
+        let mut r = OptOutRecord::default();
+        assert!(r.may_text());
+        assert!(r.apply(true, 1_000, Channel::Webchat));
+        assert!(!r.may_text());
+        // A late webhook saying "opted in" from before the STOP does not undo it.
+        assert!(!r.apply(false, 500, Channel::Podium));
+        assert!(!r.may_text());
+        assert_eq!(r.history.len(), 2);
+        assert_eq!(r.history[0].at_ms, 500, "history stays in time order");
+        assert_eq!(r.last_change().unwrap().channel, Channel::Webchat);
+        assert!(r.apply(false, 2_000, Channel::Sms));
+        assert!(r.may_text());
+        assert!(!r.apply(false, 3_000, Channel::Admin), "no flip");
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut r = OptOutRecord::default();
+        for i in 0..200 {
+            r.apply(i % 2 == 0, i, Channel::Admin);
+        }
+        assert_eq!(r.history.len(), MAX_HISTORY);
+        assert_eq!(r.history.last().unwrap().at_ms, 199);
+    }
+}
