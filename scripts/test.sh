@@ -14,8 +14,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 say "clippy (wasm32: widget and worker)"
 cargo clippy -p widget-wasm -p gateway-worker --target wasm32-unknown-unknown -- -D warnings
 
-say "core: unit and property tests"
-cargo test -p gateway-core
+say "core (unit and property tests) and the Podium sandbox"
+cargo test -p gateway-core -p podium-sandbox
 
 say "widget-wasm: wasm-bindgen tests in Node"
 (cd "$ROOT/widget-wasm" && wasm-pack test --node)
