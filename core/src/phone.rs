@@ -20,7 +20,8 @@
 use std::fmt;
 use std::sync::Once;
 
-use phonenumber::{country, Mode};
+use phonenumber::country;
+use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
 
 /// Inputs longer than this (in characters) are refused before any parsing.
 pub const MAX_INPUT_CHARS: usize = 64;
@@ -168,7 +169,7 @@ pub fn warm_up() {
 fn ensure_cache_capacity() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+        if let Ok(mut cache) = DATABASE.cache().lock() {
             cache.set_capacity(REGEX_CACHE_CAPACITY);
         }
     });
@@ -177,7 +178,7 @@ fn ensure_cache_capacity() {
 /// The caller's default region, checked against the metadata.
 struct Region {
     id: country::Id,
-    meta: &'static phonenumber::metadata::Metadata,
+    meta: &'static Metadata,
 }
 
 impl Region {
@@ -187,10 +188,7 @@ impl Region {
         if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(unknown());
         }
-        ensure_cache_capacity();
-        let meta = phonenumber::metadata::DATABASE
-            .by_id(upper.as_str())
-            .ok_or_else(unknown)?;
+        let meta = DATABASE.by_id(upper.as_str()).ok_or_else(unknown)?;
         let id: country::Id = upper.parse().map_err(|_| unknown())?;
         Ok(Region { id, meta })
     }
@@ -199,44 +197,151 @@ impl Region {
     /// what follows could be a country code, return what follows.
     fn strip_idd<'a>(&self, digits: &'a str) -> Option<&'a str> {
         let idd = self.meta.international_prefix()?;
-        let found = idd.find(digits)?;
-        if found.start() != 0 {
-            return None;
-        }
-        let rest = digits.get(found.end()..)?;
+        let end = patterns::prefix_len(idd.as_str(), digits)?;
+        let rest = digits.get(end..)?;
         // libphonenumber's rule: a country code never starts with 0, so "0" after an
         // apparent IDD means it was a national number after all.
         (!rest.is_empty() && !rest.starts_with('0')).then_some(rest)
     }
 }
 
+/// `+` digits: split the country code, then the national number as typed, then without
+/// a national prefix written after the code (`+61 (0)4…`), then the crate's reading.
+/// As typed comes first: the crate strips a "national prefix" that is really the first
+/// digit of the number (`+7 812 …` St Petersburg, `+7 800 …`, `+370 800 …`).
 fn parse_international(digits: &str) -> Result<String, PhoneError> {
-    ensure_cache_capacity();
-    let number = phonenumber::parse(None, format!("+{digits}")).map_err(map_parse_error)?;
-    finish(number, None)
-}
-
-fn parse_national(digits: &str, region: &Region) -> Result<String, PhoneError> {
-    ensure_cache_capacity();
-    let number = phonenumber::parse(Some(region.id), digits).map_err(map_parse_error)?;
-    finish(number, Some(region.meta.id()))
-}
-
-fn finish(number: phonenumber::PhoneNumber, region: Option<&str>) -> Result<String, PhoneError> {
-    if !phonenumber::is_valid(&number) {
-        return Err(classify_invalid(&number, region));
+    let (code, rest) = split_country_code(digits).ok_or(PhoneError::InvalidCountryCode)?;
+    let mut candidates = vec![rest.to_owned()];
+    if let Some(stripped) = strip_national_prefix(code, rest) {
+        candidates.push(stripped.to_owned());
     }
-    Ok(number.format().mode(Mode::E164).to_string())
+    pick(code, candidates, None, || {
+        ensure_cache_capacity();
+        phonenumber::parse(None, format!("+{digits}"))
+    })
 }
 
-/// Why a parsed number is not valid: shorter or longer than any mobile or fixed-line
-/// number of the regions sharing its country code, else "invalid for region".
-fn classify_invalid(number: &phonenumber::PhoneNumber, region: Option<&str>) -> PhoneError {
-    let code = number.code().value();
-    let Some(metas) = phonenumber::metadata::DATABASE.by_code(&code) else {
+/// National digits in the store's region: without the national prefix, as typed, then
+/// the crate's reading (which knows the regions' prefix transformation rules and a
+/// country code typed without `+`).
+fn parse_national(digits: &str, region: &Region) -> Result<String, PhoneError> {
+    let code = region.meta.country_code();
+    let mut candidates = Vec::with_capacity(3);
+    if let Some(stripped) = strip_national_prefix(code, digits) {
+        candidates.push(stripped.to_owned());
+    }
+    candidates.push(digits.to_owned());
+    pick(code, candidates, Some(region.meta.id()), || {
+        ensure_cache_capacity();
+        phonenumber::parse(Some(region.id), digits)
+    })
+}
+
+/// The first candidate national number that is valid under `code` wins; the crate's
+/// parse is the last resort. Errors say why the best attempt failed.
+fn pick(
+    code: u16,
+    mut candidates: Vec<String>,
+    region: Option<&str>,
+    crate_parse: impl FnOnce() -> Result<phonenumber::PhoneNumber, phonenumber::ParseError>,
+) -> Result<String, PhoneError> {
+    for nsn in &candidates {
+        if is_valid_nsn(code, nsn) {
+            return Ok(format!("+{code}{nsn}"));
+        }
+    }
+    let parsed = crate_parse();
+    if let Ok(number) = &parsed {
+        let parsed_code = number.code().value();
+        let nsn = number.national().to_string();
+        if is_valid_nsn(parsed_code, &nsn) {
+            return Ok(format!("+{parsed_code}{nsn}"));
+        }
+        if parsed_code == code {
+            candidates.push(nsn);
+        }
+    }
+    match parsed {
+        Err(phonenumber::ParseError::InvalidCountryCode) => Err(PhoneError::InvalidCountryCode),
+        _ => Err(classify_invalid(code, &candidates, region)),
+    }
+}
+
+/// `61412345678` → (61, `412345678`): country codes are prefix-free, 1 to 3 digits.
+fn split_country_code(digits: &str) -> Option<(u16, &str)> {
+    (1..=3).find_map(|len| {
+        let code: u16 = digits.get(..len)?.parse().ok()?;
+        let rest = digits.get(len..)?;
+        DATABASE.region(&code).map(|_| (code, rest))
+    })
+}
+
+fn strip_national_prefix(code: u16, nsn: &str) -> Option<&str> {
+    let metas = DATABASE.by_code(&code)?;
+    let prefix = metas.first()?.national_prefix()?;
+    nsn.strip_prefix(prefix).filter(|rest| !rest.is_empty())
+}
+
+/// libphonenumber's `isValidNumber` on a national significant number: pick the region
+/// (leading digits, else the first whose types match), then the number must match the
+/// general pattern and one number type's pattern *in full*, with a possible length.
+/// The crate's own check only anchors patterns at the start, so it accepts numbers
+/// whose first digits happen to form a shorter valid number.
+fn is_valid_nsn(code: u16, nsn: &str) -> bool {
+    if nsn.is_empty() || nsn.len() > 17 || !nsn.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Some(metas) = DATABASE.by_code(&code) else {
+        return false;
+    };
+    for meta in metas {
+        match meta.leading_digits() {
+            Some(leading) if patterns::prefix_len(leading.as_str(), nsn).is_some() => {
+                return has_valid_type(meta, nsn);
+            }
+            Some(_) => {}
+            None if has_valid_type(meta, nsn) => return true,
+            None => {}
+        }
+    }
+    false
+}
+
+fn has_valid_type(meta: &Metadata, nsn: &str) -> bool {
+    let d = meta.descriptors();
+    if !matches_descriptor(d.general(), nsn) {
+        return false;
+    }
+    [
+        d.premium_rate(),
+        d.toll_free(),
+        d.shared_cost(),
+        d.voip(),
+        d.personal_number(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+        d.fixed_line(),
+        d.mobile(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|desc| matches_descriptor(desc, nsn))
+}
+
+fn matches_descriptor(desc: &Descriptor, nsn: &str) -> bool {
+    let lengths = desc.possible_length();
+    let length_ok =
+        lengths.is_empty() || u16::try_from(nsn.len()).is_ok_and(|len| lengths.contains(&len));
+    length_ok && patterns::full_match(desc.national_number().as_str(), nsn)
+}
+
+/// Why no candidate is valid: shorter or longer than any mobile or fixed-line number of
+/// the regions sharing the country code, else "invalid for region".
+fn classify_invalid(code: u16, candidates: &[String], region: Option<&str>) -> PhoneError {
+    let Some(metas) = DATABASE.by_code(&code) else {
         return PhoneError::InvalidCountryCode;
     };
-    let national_len = number.national().to_string().len();
     // Judge length against what customers type into a chat box, mobile and fixed-line
     // numbers, not the general range (which includes 5-digit short codes in AU, say).
     let (min, max) = metas
@@ -254,28 +359,66 @@ fn classify_invalid(number: &phonenumber::PhoneNumber, region: Option<&str>) -> 
                 typed
             }
         })
-        .fold((u16::MAX, 0u16), |(lo, hi), l| (lo.min(l), hi.max(l)));
-    let national_len = u16::try_from(national_len).unwrap_or(u16::MAX);
-    if min != u16::MAX && national_len < min {
+        .fold((usize::MAX, 0usize), |(lo, hi), l| {
+            (lo.min(usize::from(l)), hi.max(usize::from(l)))
+        });
+    let lengths = || candidates.iter().map(String::len);
+    if min != usize::MAX && lengths().all(|l| l < min) {
         return PhoneError::TooShort;
     }
-    if max != 0 && national_len > max {
+    if max != 0 && lengths().all(|l| l > max) {
         return PhoneError::TooLong;
     }
     let region = region
         .map(str::to_owned)
-        .or_else(|| number.country().id().map(|id| id.as_ref().to_owned()))
+        .or_else(|| metas.first().map(|m| m.id().to_owned()))
+        .filter(|r| r != "001")
         .unwrap_or_else(|| format!("+{code}"));
     PhoneError::InvalidForRegion { region }
 }
 
-fn map_parse_error(e: phonenumber::ParseError) -> PhoneError {
-    use phonenumber::ParseError as P;
-    match e {
-        P::InvalidCountryCode => PhoneError::InvalidCountryCode,
-        P::TooShortAfterIdd | P::TooShortNsn => PhoneError::TooShort,
-        P::TooLong => PhoneError::TooLong,
-        P::NoNumber | P::MalformedInteger(_) => PhoneError::NotANumber,
+/// The metadata's patterns, compiled once more with anchors. The crate only offers
+/// unanchored matching through a locked LRU cache; these are compiled on first use per
+/// pattern and kept (a few hundred patterns at most).
+mod patterns {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use regex::{Regex, RegexBuilder};
+
+    /// Keyed by the address and length of the pattern text inside the static metadata
+    /// database, which never moves; `true` for a full match, `false` for a prefix.
+    type Key = (usize, usize, bool);
+
+    /// Run `f` on the compiled pattern, inside the lock: cloning a `Regex` would give the
+    /// clone a fresh scratch-space pool, costing an allocation on every search.
+    fn with_compiled<R>(source: &str, full: bool, f: impl FnOnce(&Regex) -> R) -> Option<R> {
+        static CACHE: OnceLock<Mutex<HashMap<Key, Option<Regex>>>> = OnceLock::new();
+        let key = (source.as_ptr() as usize, source.len(), full);
+        let mut cache = CACHE.get_or_init(Default::default).lock().ok()?;
+        let regex = cache.entry(key).or_insert_with(|| {
+            let anchored = if full {
+                format!("^(?:{source})$")
+            } else {
+                format!("^(?:{source})")
+            };
+            RegexBuilder::new(&anchored)
+                .unicode(false)
+                .ignore_whitespace(true)
+                .build()
+                .ok()
+        });
+        regex.as_ref().map(f)
+    }
+
+    /// Whether `source` matches the whole of `text`.
+    pub fn full_match(source: &str, text: &str) -> bool {
+        with_compiled(source, true, |re| re.is_match(text)).unwrap_or(false)
+    }
+
+    /// The length of the longest match of `source` at the start of `text`.
+    pub fn prefix_len(source: &str, text: &str) -> Option<usize> {
+        with_compiled(source, false, |re| re.find(text).map(|m| m.end())).flatten()
     }
 }
 
@@ -521,6 +664,48 @@ mod tests {
             PhoneError::NotANumber
         );
         assert_eq!(parse("(415) 555-1234", Some("US")).unwrap().extension, None);
+    }
+
+    /// The crate strips a "national prefix" that is really the number's first digit.
+    #[test]
+    fn a_first_digit_equal_to_the_trunk_prefix_is_kept() {
+        assert_eq!(ok("+7 812 123-45-67", None), "+78121234567");
+        assert_eq!(ok("+7 812 123-45-67", Some("RU")), "+78121234567");
+        assert_eq!(ok("+7 (812) 555-35-35", Some("US")), "+78125553535");
+        assert_eq!(ok("8 (812) 555-35-35", Some("RU")), "+78125553535");
+        assert_eq!(ok("8 800 555-35-35", Some("RU")), "+78005553535");
+        assert_eq!(ok("0011 7 812 123 4567", Some("AU")), "+78121234567");
+        assert_eq!(ok("+370 800 12345", None), "+37080012345");
+        assert_eq!(ok("+7 495 123-45-67", None), "+74951234567");
+    }
+
+    /// The crate accepts a number when a *prefix* of it matches a number type; full
+    /// matches only (as libphonenumber).
+    #[test]
+    fn number_patterns_must_match_in_full() {
+        for (raw, region) in [
+            ("021 234 58 01", "PH"),
+            ("042123267", "KR"),
+            ("+86 23242140206", "CN"),
+            ("0981973950", "IE"),
+            ("+20 388699657", "EG"),
+            ("0783599833", "MY"),
+            ("+86 10 1234 5678 9", "CN"),
+        ] {
+            let e = err(raw, Some(region));
+            assert!(
+                matches!(
+                    e,
+                    PhoneError::InvalidForRegion { .. }
+                        | PhoneError::TooLong
+                        | PhoneError::TooShort
+                ),
+                "{raw} in {region}: {e:?}"
+            );
+        }
+        // Their valid neighbours still pass.
+        assert_eq!(ok("+86 10 1234 5678", None), "+861012345678");
+        assert_eq!(ok("+20 2 2345 6789", None), "+20223456789");
     }
 
     #[test]
