@@ -13,6 +13,7 @@
 )]
 
 pub mod attachment;
+pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod optout;

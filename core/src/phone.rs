@@ -87,17 +87,7 @@ impl E164 {
 
     /// The number with its middle hidden, for logs: `+61412345678` → `+6141****678`.
     pub fn masked(&self) -> String {
-        let visible_head = 5.min(self.0.len());
-        let visible_tail = 3.min(self.0.len().saturating_sub(visible_head));
-        let hidden = self.0.len() - visible_head - visible_tail;
-        format!(
-            "{}{}{}",
-            self.0.get(..visible_head).unwrap_or_default(),
-            "*".repeat(hidden),
-            self.0
-                .get(self.0.len() - visible_tail..)
-                .unwrap_or_default()
-        )
+        mask(&self.0)
     }
 
     /// Whether `s` has the E.164 shape `^\+[1-9]\d{1,14}$`.
@@ -115,6 +105,18 @@ impl fmt::Display for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Hide the middle of a phone number for logs: keep 5 characters at the front and 3 at
+/// the back (`+61412345678` → `+6141****678`); short strings are hidden entirely.
+pub fn mask(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 9 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars.iter().take(5).collect();
+    let tail: String = chars.iter().skip(chars.len() - 3).collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
 }
 
 /// A normalized number and the extension that was typed after it, if any.
@@ -765,7 +767,8 @@ mod tests {
     fn masking_hides_the_middle() {
         let e = normalize("+61412345678", None).unwrap();
         assert_eq!(e.masked(), "+6141****678");
-        assert_eq!(E164("+12".into()).masked(), "+12");
+        assert_eq!(E164("+12".into()).masked(), "***");
+        assert_eq!(mask("+14155551234"), "+1415****234");
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct SessionState {
 }
 
 /// What the widget is told with every response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStatus {
     pub conversation: u32,
     pub expires_at_ms: i64,

@@ -97,7 +97,14 @@ fn record(sb: &Shared, m: MessageIn, attachment: Option<Value>) -> Result<Value,
         g.contact_by_email(&m.identifier)
     }
     .and_then(|i| g.contacts.get(i));
-    if m.channel_type == "phone" && contact.is_some_and(|c| c.opted_out_at.is_some()) {
+    // A message carrying `webchatUrl` is the customer's own chat, recorded in the inbox;
+    // anything else to a phone is an outbound text, which Podium refuses once the
+    // contact opted out.
+    let inbound_webchat = m.extra.contains_key("webchatUrl");
+    if m.channel_type == "phone"
+        && !inbound_webchat
+        && contact.is_some_and(|c| c.opted_out_at.is_some())
+    {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "opted_out",
@@ -114,6 +121,7 @@ fn record(sb: &Shared, m: MessageIn, attachment: Option<Value>) -> Result<Value,
         "locationUid": m.location_uid,
         "contactUid": contact_uid,
         "createdAt": created_at,
+        "direction": if inbound_webchat { "inbound_webchat" } else { "outbound" },
     });
     if let Value::Object(map) = &mut data {
         map.extend(m.extra);

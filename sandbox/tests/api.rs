@@ -488,6 +488,21 @@ async fn messages_ok_unknown_location_and_opt_out() {
     let refused = t.message(&tok, PHONE, "loc_sydney").await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(refused.json["code"], "opted_out");
+    assert_eq!(ok.json["data"]["direction"], "outbound");
+    // The customer's own webchat message is still recorded: it texts nobody.
+    let inbound = t
+        .call(
+            "POST",
+            "/v4/messages",
+            Some(&tok),
+            Some(
+                json!({"body": "hi again", "channel": {"type": "phone", "identifier": PHONE},
+                        "locationUid": "loc_sydney", "webchatUrl": "https://shop.example/sydney/"}),
+            ),
+        )
+        .await;
+    assert_eq!(inbound.status, StatusCode::ACCEPTED);
+    assert_eq!(inbound.json["data"]["direction"], "inbound_webchat");
     t.call("POST", "/_sandbox/contacts/+61412345678/opt-in", None, None)
         .await;
     assert_eq!(

@@ -1,31 +1,138 @@
-//! The gateway worker's router: every route group lives in its own module.
+//! The gateway worker's router and nothing else: each route group lives in its module,
+//! each Durable Object in `objects/`.
 
+mod admin;
+mod attachments;
+mod edge;
 mod error;
+mod objects;
+mod podium;
+mod rpc;
+mod settings;
 mod validate;
+mod webchat;
 
-use worker::{event, Context, Env, Request, Response, Result, RouteContext, Router};
+use error::AppError;
+use serde_json::json;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+pub use objects::contact::Contact;
+pub use objects::ledger::Ledger;
+pub use objects::limiter::Limiter;
+pub use objects::optout::OptOut;
+pub use objects::session::Session;
+pub use objects::token::PodiumToken;
 
 /// Version of this build, reported by `/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Router::new()
-        .get("/health", health)
-        .post_async("/v1/webchat/validate", |req, ctx| async move {
-            error::respond(validate::handle(req, ctx).await)
-        })
-        .or_else_any_method("/*path", |_req, _ctx| {
-            error::respond(Err(error::AppError::NotFound))
-        })
-        .run(req, env)
-        .await
+/// Hide the middle of a phone number in logs.
+pub(crate) fn mask_phone(phone: &str) -> String {
+    gateway_core::phone::mask(phone)
 }
 
-fn health(_req: Request, _ctx: RouteContext<()>) -> Result<Response> {
-    Response::from_json(&serde_json::json!({
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = rpc::now_ms();
+    let method = req.method();
+    let path = req.path();
+    let (outcome, origin) = route(req, &env).await;
+    let (response, code) = match outcome {
+        Ok(response) => (response, None),
+        Err(e) => (error::to_response(&e)?, Some(e.code())),
+    };
+    let response = edge::with_cors(response, origin.as_deref())?;
+    // One line per request; never a phone number or a message body.
+    let logged_path = match path.strip_prefix("/admin/contacts/") {
+        Some(phone) => format!("/admin/contacts/{}", mask_phone(phone)),
+        None => path,
+    };
+    worker::console_log!(
+        "{}",
+        json!({"method": method.to_string(), "path": logged_path, "status": response.status_code(),
+               "ms": rpc::now_ms() - started, "code": code})
+    );
+    Ok(response)
+}
+
+/// Dispatch; also returns the allowed cross-origin caller (for CORS on every answer,
+/// errors included).
+async fn route(
+    mut req: Request,
+    env: &Env,
+) -> (std::result::Result<Response, AppError>, Option<String>) {
+    let method = req.method();
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if method == Method::Get && path == "/health" {
+        return (health(), None);
+    }
+    let settings = match settings::load(env) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let browser_route = path.starts_with("/v1/") || path == "/chat";
+    let mut origin = None;
+    if browser_route {
+        match edge::allowed_origin(&req, &settings) {
+            Ok(o) => origin = o,
+            Err(e) => return (Err(e), None),
+        }
+        if method == Method::Options {
+            return (edge::preflight(&req, &settings), None);
+        }
+        if let Err(e) = edge::check_csrf(&req, &settings) {
+            return (Err(e), origin);
+        }
+    }
+    let outcome = match (method, segments.as_slice()) {
+        (Method::Post, ["v1", "webchat", "messages"]) => {
+            webchat::post_message(req, env, &settings).await
+        }
+        (Method::Post, ["chat"]) => webchat::post_chat(req, env, &settings).await,
+        (Method::Post, ["v1", "webchat", "attachments"]) => {
+            match edge::rate_limit(
+                env,
+                "ip",
+                &edge::client_ip(&req),
+                settings.config.rate_limits.per_ip,
+            )
+            .await
+            {
+                Ok(()) => attachments::upload(req, env, &settings).await,
+                Err(e) => Err(e),
+            }
+        }
+        (Method::Get, ["v1", "webchat", "sessions", id]) => {
+            webchat::session_status(env, id, false).await
+        }
+        (Method::Post, ["v1", "webchat", "sessions", id, "keepalive"]) => {
+            webchat::session_status(env, id, true).await
+        }
+        (Method::Post, ["v1", "webchat", "validate"]) => {
+            validate::handle(&mut req, &settings).await
+        }
+        (method, ["admin", rest @ ..]) => match admin::authorize(&req, &settings) {
+            Err(e) => Err(e),
+            Ok(()) => match (method, rest) {
+                (Method::Get, ["contacts", phone]) => admin::contact(env, phone).await,
+                (Method::Get, ["dead-letters"]) => admin::dead_letters(env).await,
+                (Method::Post, ["dead-letters", id, "replay"]) => admin::replay(env, id).await,
+                (Method::Get, ["routing", "fallbacks"]) => admin::fallbacks(env, &req).await,
+                (Method::Post, ["routing", "reroute"]) => admin::reroute(req, env, &settings).await,
+                (Method::Get, ["metrics"]) => admin::metrics(env).await,
+                _ => Err(AppError::NotFound("no such admin route")),
+            },
+        },
+        _ => Err(AppError::NotFound("no such route")),
+    };
+    (outcome, origin)
+}
+
+fn health() -> std::result::Result<Response, AppError> {
+    Ok(Response::from_json(&json!({
         "status": "ok",
         "service": "podium-gateway",
         "version": VERSION,
-    }))
+    }))?)
 }

@@ -1,44 +1,39 @@
 //! `POST /v1/webchat/validate`: a dry run of the webchat envelope, judged by the same
-//! core code the widget runs in the browser. Nothing is stored or forwarded.
+//! core code the widget runs in the browser. Nothing is stored or forwarded. The region
+//! is `?region=` when given, else the store the envelope routes to.
 
-use gateway_core::envelope::{self, ValidationContext, MAX_ENVELOPE_BYTES};
-use serde_json::json;
-use worker::{Request, Response, RouteContext};
+use gateway_core::envelope::{self, LocationContext, ValidationContext, MAX_ENVELOPE_BYTES};
+use gateway_core::routing;
+use serde_json::{json, Value};
+use worker::{Request, Response};
 
+use crate::edge;
 use crate::error::AppError;
+use crate::settings::Settings;
 
-/// `?region=AU` gives the store's country for national numbers.
-pub async fn handle(mut req: Request, _ctx: RouteContext<()>) -> Result<Response, AppError> {
-    let is_json = req
-        .headers()
-        .get("content-type")?
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json {
-        return Err(AppError::UnsupportedMediaType);
-    }
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_ENVELOPE_BYTES) {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_ENVELOPE_BYTES,
-        });
-    }
+pub async fn handle(req: &mut Request, settings: &Settings) -> Result<Response, AppError> {
     let region = req
         .url()?
         .query_pairs()
         .find(|(k, _)| k == "region")
         .map(|(_, v)| v.into_owned());
-    let bytes = req.bytes().await?;
-    if bytes.len() > MAX_ENVELOPE_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_ENVELOPE_BYTES,
-        });
-    }
+    let bytes = edge::json_body(req, MAX_ENVELOPE_BYTES).await?;
+    let region = match region {
+        Some(region) => Some(region),
+        None => {
+            let location: LocationContext = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("location").cloned())
+                .and_then(|l| serde_json::from_value(l).ok())
+                .unwrap_or_default();
+            routing::resolve(&settings.config.routing, &location)
+                .ok()
+                .map(|r| r.region)
+        }
+    };
     let ctx = ValidationContext {
         default_region: region,
-        ..ValidationContext::default()
+        attachment_policy: settings.config.attachments.clone(),
     };
     let valid = envelope::validate(&bytes, &ctx).map_err(AppError::Invalid)?;
     Ok(Response::from_json(&json!({

@@ -1,0 +1,249 @@
+//! Operator routes (F19), behind a bearer token compared in constant time: a phone's
+//! state across flows, dead letters and their replay, fallback-routed chats and their
+//! re-routing, counters.
+
+use gateway_core::envelope::LocationContext;
+use gateway_core::optout::OptOutRecord;
+use gateway_core::{phone, routing};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use worker::{Env, Request, Response};
+
+use crate::error::AppError;
+use crate::objects::contact::{self, JobKind};
+use crate::objects::ledger::{self, DeadLetter, Fallback};
+use crate::objects::{optout, token};
+use crate::rpc;
+use crate::settings::Settings;
+
+/// Refuse unless `Authorization: Bearer <ADMIN_TOKEN>`; no token configured refuses all.
+pub fn authorize(req: &Request, settings: &Settings) -> Result<(), AppError> {
+    let Some(expected) = settings.admin_token.as_deref() else {
+        return Err(AppError::Unauthorized);
+    };
+    let given = req.headers().get("authorization")?.unwrap_or_default();
+    let given = given.strip_prefix("Bearer ").unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+fn e164(raw: &str) -> Result<String, AppError> {
+    let decoded = raw.replace("%2B", "+").replace("%2b", "+");
+    phone::normalize(&decoded, None)
+        .map(|p| p.to_string())
+        .map_err(|e| {
+            AppError::bad_request(
+                e.code(),
+                format!("{e} (use the E.164 form, +61…)"),
+                Some("phone"),
+            )
+        })
+}
+
+/// `GET /admin/contacts/{phone}`.
+pub async fn contact(env: &Env, raw_phone: &str) -> Result<Response, AppError> {
+    let phone = e164(raw_phone)?;
+    let record: OptOutRecord = rpc::call(env, optout::BINDING, &phone, "get", &json!({})).await?;
+    let outbox: Value = rpc::call(env, contact::BINDING, &phone, "status", &json!({})).await?;
+    let last = record.last_change();
+    Ok(Response::from_json(&json!({
+        "phone": phone,
+        "opt_out": {
+            "opted_out": record.opted_out,
+            "changed_at_ms": last.map(|c| c.at_ms),
+            "channel": last.map(|c| c.channel),
+            "history": record.history,
+        },
+        "contact": outbox.get("contact"),
+        "outbox": outbox.get("pending"),
+    }))?)
+}
+
+/// `GET /admin/dead-letters`.
+pub async fn dead_letters(env: &Env) -> Result<Response, AppError> {
+    let list: Value = rpc::call(
+        env,
+        ledger::BINDING,
+        ledger::NAME,
+        "dead_letter.list",
+        &json!({}),
+    )
+    .await?;
+    Ok(Response::from_json(&list)?)
+}
+
+/// `POST /admin/dead-letters/{id}/replay`: back into the phone's outbox; the letter is
+/// removed only once the job is queued again.
+pub async fn replay(env: &Env, id: &str) -> Result<Response, AppError> {
+    let letter: Option<DeadLetter> = rpc::call(
+        env,
+        ledger::BINDING,
+        ledger::NAME,
+        "dead_letter.get",
+        &json!({"id": id}),
+    )
+    .await?;
+    let Some(letter) = letter else {
+        return Err(AppError::NotFound("no such dead letter"));
+    };
+    let queued: Value = rpc::call(
+        env,
+        contact::BINDING,
+        &letter.phone,
+        "requeue",
+        &json!({"phone": letter.phone, "kind": letter.job}),
+    )
+    .await?;
+    rpc::call::<_, Value>(
+        env,
+        ledger::BINDING,
+        ledger::NAME,
+        "dead_letter.delete",
+        &json!({"id": id}),
+    )
+    .await?;
+    Ok(
+        Response::from_json(&json!({"replayed": id, "job_ids": queued.get("job_ids")}))?
+            .with_status(202),
+    )
+}
+
+/// `GET /admin/routing/fallbacks?since=<ms>`.
+pub async fn fallbacks(env: &Env, req: &Request) -> Result<Response, AppError> {
+    let since = req
+        .url()?
+        .query_pairs()
+        .find(|(k, _)| k == "since")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let list: Value = rpc::call(
+        env,
+        ledger::BINDING,
+        ledger::NAME,
+        "fallback.list",
+        &json!({"since": since}),
+    )
+    .await?;
+    Ok(Response::from_json(&list)?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reroute {
+    /// Which fallbacks (all not yet re-routed since `since` when absent).
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    since: Option<i64>,
+    /// Where to: a configured location, or absent to resolve again with the current
+    /// configuration (after the routing rules were fixed).
+    #[serde(default)]
+    location_uid: Option<String>,
+}
+
+/// `POST /admin/routing/reroute`: re-send fallback-routed chats to the right store, with
+/// a note for the agent.
+pub async fn reroute(
+    mut req: Request,
+    env: &Env,
+    settings: &Settings,
+) -> Result<Response, AppError> {
+    let body: Reroute = serde_json::from_slice(&req.bytes().await?)
+        .map_err(|e| AppError::bad_request("invalid_json", e.to_string(), None))?;
+    let config = &settings.config.routing;
+    if let Some(uid) = &body.location_uid {
+        if config.location(uid).is_none() {
+            return Err(AppError::bad_request(
+                "unknown_location",
+                format!("{uid} is not configured"),
+                Some("location_uid"),
+            ));
+        }
+    }
+    let list: Value = rpc::call(
+        env,
+        ledger::BINDING,
+        ledger::NAME,
+        "fallback.list",
+        &json!({"since": body.since.unwrap_or(0)}),
+    )
+    .await?;
+    let fallbacks: Vec<Fallback> = rpc::args(list.get("fallbacks").cloned().unwrap_or(json!([])))?;
+    let mut rerouted = Vec::new();
+    let mut skipped = Vec::new();
+    for f in fallbacks {
+        if f.rerouted_to.is_some() || body.ids.as_ref().is_some_and(|ids| !ids.contains(&f.id)) {
+            continue;
+        }
+        let target = match &body.location_uid {
+            Some(uid) => Some(uid.clone()),
+            None => routing::resolve(
+                config,
+                &LocationContext {
+                    location_uid: None,
+                    page_url: f.page_url.clone(),
+                    postcode: f.postcode.clone(),
+                },
+            )
+            .ok()
+            .filter(|r| !r.is_fallback())
+            .map(|r| r.location_uid),
+        };
+        let Some(target) = target.filter(|t| *t != f.location_uid) else {
+            skipped.push(json!({"id": f.id, "reason": "no better location"}));
+            continue;
+        };
+        let note = format!(
+            "[Re-routed from {} — this chat reached the wrong store first, at {}]",
+            f.location_uid,
+            js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(f.at_ms as f64))
+                .to_iso_string()
+                .as_string()
+                .unwrap_or_default()
+        );
+        let job = JobKind::Chat {
+            location_uid: target.clone(),
+            body: format!("{note}\n\n{}", f.body),
+            contact_name: f.contact_name.clone(),
+            webchat_url: f.page_url.clone().unwrap_or_else(|| "about:webchat".into()),
+            session_id: f.session_id.clone(),
+        };
+        rpc::call::<_, Value>(
+            env,
+            contact::BINDING,
+            &f.phone,
+            "enqueue",
+            &contact::Enqueue {
+                phone: f.phone.clone(),
+                jobs: vec![job],
+            },
+        )
+        .await?;
+        rpc::call::<_, Value>(
+            env,
+            ledger::BINDING,
+            ledger::NAME,
+            "fallback.mark",
+            &json!({"id": f.id, "at_ms": f.at_ms, "to": target}),
+        )
+        .await?;
+        rerouted.push(json!({"id": f.id, "from": f.location_uid, "to": target}));
+    }
+    Ok(Response::from_json(
+        &json!({"rerouted": rerouted, "skipped": skipped}),
+    )?)
+}
+
+/// `GET /admin/metrics`: counters and the token holder's state.
+pub async fn metrics(env: &Env) -> Result<Response, AppError> {
+    let counters: Value =
+        rpc::call(env, ledger::BINDING, ledger::NAME, "counters", &json!({})).await?;
+    let token: Value = rpc::call(env, token::BINDING, token::NAME, "status", &json!({})).await?;
+    Ok(Response::from_json(
+        &json!({"counters": counters.get("counters"), "podium_token": token}),
+    )?)
+}

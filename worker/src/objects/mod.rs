@@ -1,0 +1,8 @@
+//! The Durable Object classes, one small file each.
+
+pub mod contact;
+pub mod ledger;
+pub mod limiter;
+pub mod optout;
+pub mod session;
+pub mod token;

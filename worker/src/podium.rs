@@ -1,0 +1,147 @@
+//! The Podium API client: pinned `podium-version`, bearer token, timeouts, and answers
+//! turned into values the delivery policy (`gateway_core::delivery`) can judge.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use gateway_core::config::PodiumConfig;
+use gateway_core::delivery::{self, Attempt};
+use serde_json::Value;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+/// Any HTTP answer from Podium.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after_ms: Option<i64>,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Podium's error `code` (a string, or an integer in some responses) and message.
+    pub fn detail(&self) -> String {
+        let code = match self.body.get("code") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let message = self
+            .body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let detail = format!("{code} {message}");
+        detail.trim().chars().take(300).collect()
+    }
+
+    /// As a delivery attempt, for `gateway_core::delivery::next`.
+    pub fn attempt(&self) -> Attempt {
+        Attempt::Status {
+            status: self.status,
+            retry_after_ms: self.retry_after_ms,
+            detail: self.detail(),
+        }
+    }
+}
+
+/// A request body: JSON, or a prepared body with its content type (multipart).
+pub enum Body {
+    None,
+    Json(Value),
+    Raw {
+        content_type: String,
+        body: wasm_bindgen::JsValue,
+    },
+}
+
+/// Call `method url` with the token. `Err` only when there was no HTTP answer.
+pub async fn call(
+    config: &PodiumConfig,
+    token: Option<&str>,
+    method: Method,
+    url: &str,
+    body: Body,
+) -> Result<Reply, Attempt> {
+    let network = |e: worker::Error| Attempt::Network(e.to_string());
+    let headers = Headers::new();
+    headers
+        .set("podium-version", &config.api_version)
+        .map_err(network)?;
+    headers.set("accept", "application/json").map_err(network)?;
+    if let Some(token) = token {
+        headers
+            .set("authorization", &format!("Bearer {token}"))
+            .map_err(network)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    match body {
+        Body::None => {}
+        Body::Json(value) => {
+            headers
+                .set("content-type", "application/json")
+                .map_err(network)?;
+            init.with_body(Some(value.to_string().into()));
+        }
+        Body::Raw { content_type, body } => {
+            headers
+                .set("content-type", &content_type)
+                .map_err(network)?;
+            init.with_body(Some(body));
+        }
+    }
+    init.with_headers(headers);
+    let request = Request::new_with_init(url, &init).map_err(network)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(
+        config.timeout_ms,
+    ))));
+    let mut response = match select(sending, timeout).await {
+        Either::Left((result, _)) => result.map_err(network)?,
+        Either::Right(_) => {
+            controller.abort();
+            return Err(Attempt::Timeout);
+        }
+    };
+    let status = response.status_code();
+    let retry_after_ms = delivery::retry_after_ms(
+        response
+            .headers()
+            .get("retry-after")
+            .ok()
+            .flatten()
+            .as_deref(),
+    );
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Reply {
+        status,
+        retry_after_ms,
+        body,
+    })
+}
+
+/// `https://api.podium.com` + `/v4/contacts` (identifiers are path-escaped).
+pub fn url(config: &PodiumConfig, path: &str) -> String {
+    format!("{}{}", config.api_base, path)
+}
+
+/// Escape a path segment (`+61…` → `%2B61…`).
+pub fn segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() * 3);
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
