@@ -118,6 +118,7 @@ impl T {
         .await
     }
 
+    /// An outbound text (no `webchatUrl`), which an opt-out blocks.
     async fn message(&self, tok: &str, phone: &str, loc: &str) -> Resp {
         self.call(
             "POST",
@@ -128,7 +129,6 @@ impl T {
                 "channel": {"type": "phone", "identifier": phone},
                 "locationUid": loc,
                 "contactName": "Ada",
-                "webchatUrl": "https://shop.example/products/1",
             })),
         )
         .await
