@@ -24,6 +24,7 @@
 //   podium-gateway:invalid  detail {problems:[{code,message,field}]}  nothing was sent
 //   podium-gateway:sent     detail {sessionId}                         the gateway took it
 //   podium-gateway:failed   detail {status}  (HTTP status, 0 = network error)
+//   podium-gateway:session  detail {warning, expired}  "still there?" shown / chat timed out
 //
 // Global: window.PodiumGateway = {version, ready, load, normalizePhone, checkAttachment,
 // validateMessage}. `ready` resolves true once the validator runs, false if it could not
@@ -398,7 +399,11 @@
         method: 'POST',
         body: item.file,
         // Header values must be ASCII: the name travels percent-encoded (UTF-8).
-        headers: { 'content-type': item.contentType, 'x-filename': encodeURIComponent(item.file.name) },
+        headers: {
+          'content-type': item.contentType,
+          'x-filename': encodeURIComponent(item.file.name),
+          'x-requested-with': 'podium-gateway',
+        },
       }).then(function (res) {
         if (!res.ok) throw { status: res.status };
         return res.json();
@@ -414,6 +419,58 @@
       if (statusCode === 422 && Array.isArray(problems) && problems.length) return showProblems(problems);
       status(form, 'Sorry, your message could not be sent. Please try again.', 'failed');
       emit(form, 'failed', { status: statusCode });
+    }
+
+    // F3: Podium closes an idle chat after ~30 min. Ask "still there?" shortly before,
+    // from the server's own clock (relative times), and say plainly when it has closed:
+    // the next message starts a new chat that carries what the customer already said.
+    var sessionTimer = null;
+    function watchSession(session) {
+      clearTimeout(sessionTimer);
+      if (!session || typeof session.warn_in_ms !== 'number') return;
+      sessionTimer = setTimeout(checkSession, Math.max(0, session.warn_in_ms) + 50);
+    }
+    function checkSession() {
+      fetch(config.endpoint + '/v1/webchat/sessions/' + sessionId(), { headers: { 'x-requested-with': 'podium-gateway' } })
+        .then(function (res) { return res.ok ? res.json() : null; })
+        .then(function (body) {
+          var session = body && body.session;
+          if (!session) return;
+          if (session.expired) return stillThere(false);
+          if (session.warning) {
+            stillThere(true);
+            sessionTimer = setTimeout(checkSession, Math.max(0, session.expires_in_ms) + 50);
+          } else watchSession(session);
+        })
+        .catch(function () { /* offline: the server keeps the context anyway */ });
+    }
+    function stillThere(open) {
+      var box = form.querySelector('[data-podium-still-there]');
+      if (!box) {
+        box = document.createElement('div');
+        box.setAttribute('data-podium-still-there', '');
+        box.setAttribute('role', 'status');
+        box.className = 'podium-gateway-still-there';
+        form.appendChild(box);
+      }
+      box.textContent = '';
+      if (open) {
+        box.appendChild(document.createTextNode('Still there? This chat will close soon. '));
+        var button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = 'I’m still here';
+        button.addEventListener('click', function () {
+          fetch(config.endpoint + '/v1/webchat/sessions/' + sessionId() + '/keepalive', {
+            method: 'POST', headers: { 'x-requested-with': 'podium-gateway' },
+          }).then(function (res) { return res.ok ? res.json() : null; })
+            .then(function (body) { box.textContent = ''; watchSession(body && body.session); })
+            .catch(function () { /* the next message continues the chat anyway */ });
+        });
+        box.appendChild(button);
+      } else {
+        box.textContent = 'This chat timed out. Send another message and we’ll pick up where you left off.';
+      }
+      emit(form, 'session', { warning: open, expired: !open });
     }
 
     form.addEventListener('submit', function (e) {
@@ -447,7 +504,7 @@
           if (final && !final.ok) return showProblems(final.problems || [final]);
           return fetch(config.endpoint + '/v1/webchat/messages', {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', 'x-requested-with': 'podium-gateway' },
             body: JSON.stringify(env),
           }).then(function (res) {
             if (!res.ok) {
@@ -459,6 +516,9 @@
             form.querySelectorAll(SEL.file).forEach(function (input) { input.value = ''; setError(input, ''); });
             status(form, 'Sent! We’ll text you back shortly.', 'sent');
             emit(form, 'sent', { sessionId: env.session_id });
+            return res.json().catch(function () { return null; }).then(function (body) {
+              watchSession(body && body.session);
+            });
           });
         });
       });
@@ -472,7 +532,9 @@
       ':where(.podium-gateway-error){color:#b3261e;font-size:.875em;margin:.25em 0 0}' +
       ':where(.podium-gateway-hint){display:block;color:#5f6368;font-size:.8em;margin-top:.25em}' +
       ':where([data-podium-status][data-state=failed],[data-podium-status][data-state=invalid]){color:#b3261e}' +
-      ':where([data-podium-status][data-state=sent]){color:#1e7b34}';
+      ':where([data-podium-status][data-state=sent]){color:#1e7b34}' +
+      ':where(.podium-gateway-still-there){margin-top:.5em;font-size:.9em}' +
+      ':where(.podium-gateway-still-there button){margin-left:.25em}';
     (document.head || document.documentElement).appendChild(style);
   } catch (e) { /* a strict CSP: unstyled but working */ }
 

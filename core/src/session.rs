@@ -57,6 +57,10 @@ pub struct SessionState {
 pub struct SessionStatus {
     pub conversation: u32,
     pub expires_at_ms: i64,
+    /// Relative to now, so a widget with a wrong clock can still schedule its prompt.
+    pub expires_in_ms: i64,
+    /// When to ask "still there?", relative to now (0 when already inside the window).
+    pub warn_in_ms: i64,
     /// Inside the warning window: show "still there?".
     pub warning: bool,
     pub expired: bool,
@@ -77,10 +81,13 @@ impl SessionState {
     pub fn status(&self, now_ms: i64, policy: &SessionPolicy) -> SessionStatus {
         let expires_at_ms = self.last_activity_ms.saturating_add(policy.idle_ms);
         let expired = self.expired || now_ms >= expires_at_ms;
+        let warn_at_ms = expires_at_ms.saturating_sub(policy.warning_ms);
         SessionStatus {
             conversation: self.conversation,
             expires_at_ms,
-            warning: !expired && now_ms >= expires_at_ms.saturating_sub(policy.warning_ms),
+            expires_in_ms: expires_at_ms.saturating_sub(now_ms).max(0),
+            warn_in_ms: warn_at_ms.saturating_sub(now_ms).max(0),
+            warning: !expired && now_ms >= warn_at_ms,
             expired,
         }
     }
@@ -184,6 +191,8 @@ mod tests {
         assert_eq!(arrival, Arrival::New);
         let st = s.status(1_000, &p);
         assert_eq!(st.expires_at_ms, 11_000);
+        assert_eq!((st.expires_in_ms, st.warn_in_ms), (10_000, 7_000));
+        assert_eq!(s.status(20_000, &p).expires_in_ms, 0);
         assert!(!st.warning && !st.expired);
         assert!(s.status(8_000, &p).warning);
         assert!(s.status(11_000, &p).expired);
