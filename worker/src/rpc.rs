@@ -60,8 +60,21 @@ pub async fn call<Req: Serialize, Res: DeserializeOwned>(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Inside an object's `fetch`: read the operation, run `handle`, answer.
+pub async fn serve<F, Fut>(mut req: Request, handle: F) -> worker::Result<Response>
+where
+    F: FnOnce(String, Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, AppError>>,
+{
+    let outcome = match read_op(&mut req).await {
+        Ok((op, body)) => handle(op, body).await,
+        Err(e) => Err(e),
+    };
+    reply(outcome)
+}
+
 /// Inside an object: the operation name and its JSON body.
-pub async fn read_op(req: &mut Request) -> Result<(String, Value), AppError> {
+async fn read_op(req: &mut Request) -> Result<(String, Value), AppError> {
     let op = req.path().trim_start_matches('/').to_owned();
     let text = req.text().await?;
     let body = if text.is_empty() {
@@ -73,7 +86,7 @@ pub async fn read_op(req: &mut Request) -> Result<(String, Value), AppError> {
 }
 
 /// Inside an object: answer an operation.
-pub fn reply<T: Serialize>(outcome: Result<T, AppError>) -> worker::Result<Response> {
+fn reply<T: Serialize>(outcome: Result<T, AppError>) -> worker::Result<Response> {
     match outcome {
         Ok(value) => Response::from_json(&value),
         Err(e) => {

@@ -47,20 +47,25 @@ fn accepted_json(a: &Accepted) -> Value {
     })
 }
 
+/// The per-IP limit, then the JSON body (size and type checked).
+async fn intake(req: &mut Request, env: &Env, settings: &Settings) -> Result<Vec<u8>, AppError> {
+    edge::rate_limit(
+        env,
+        "ip",
+        &edge::client_ip(req),
+        settings.config.rate_limits.per_ip,
+    )
+    .await?;
+    edge::json_body(req, MAX_ENVELOPE_BYTES).await
+}
+
 /// `POST /v1/webchat/messages` → 202 once the message is in the phone's outbox.
 pub async fn post_message(
     mut req: Request,
     env: &Env,
     settings: &Settings,
 ) -> Result<Response, AppError> {
-    edge::rate_limit(
-        env,
-        "ip",
-        &edge::client_ip(&req),
-        settings.config.rate_limits.per_ip,
-    )
-    .await?;
-    let bytes = edge::json_body(&mut req, MAX_ENVELOPE_BYTES).await?;
+    let bytes = intake(&mut req, env, settings).await?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         AppError::Invalid(vec![Problem {
             code: "invalid_json",
@@ -104,14 +109,7 @@ pub async fn post_chat(
     env: &Env,
     settings: &Settings,
 ) -> Result<Response, AppError> {
-    edge::rate_limit(
-        env,
-        "ip",
-        &edge::client_ip(&req),
-        settings.config.rate_limits.per_ip,
-    )
-    .await?;
-    let bytes = edge::json_body(&mut req, MAX_ENVELOPE_BYTES).await?;
+    let bytes = intake(&mut req, env, settings).await?;
     let chat: ChatIn = serde_json::from_slice(&bytes).map_err(|e| {
         AppError::Invalid(vec![Problem {
             code: if e.is_data() {

@@ -58,12 +58,8 @@ impl DurableObject for Ledger {
         Self { state, env }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let outcome = match rpc::read_op(&mut req).await {
-            Ok((op, body)) => self.handle(&op, body).await,
-            Err(e) => Err(e),
-        };
-        rpc::reply(outcome)
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        rpc::serve(req, |op, body| async move { self.handle(&op, body).await }).await
     }
 }
 

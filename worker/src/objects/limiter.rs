@@ -25,13 +25,14 @@ impl DurableObject for Limiter {
         Self { state, env }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let outcome = match rpc::read_op(&mut req).await {
-            Ok((op, body)) if op == "take" => self.take(body).await,
-            Ok(_) => Err(AppError::NotFound("no such operation")),
-            Err(e) => Err(e),
-        };
-        rpc::reply(outcome)
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        rpc::serve(req, |op, body| async move {
+            match op.as_str() {
+                "take" => self.take(body).await,
+                _ => Err(AppError::NotFound("no such operation")),
+            }
+        })
+        .await
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
