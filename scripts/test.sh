@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #! Installs whatever is missing, then runs every check and test: fmt, clippy (native and
-#! wasm32), core unit/property tests, the widget's wasm tests in Node and headless
-#! Chromium, and the browser end-to-end tests against the real worker under wrangler dev.
+#! wasm32), core and sandbox tests, the widget's wasm tests in Node and headless Chromium,
+#! the integration tests (the real worker under wrangler dev against the Podium sandbox)
+#! and the browser end-to-end tests (Chromium on the demo pages, same stack).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash "$ROOT/scripts/setup.sh"
@@ -26,5 +27,8 @@ say "widget-wasm: wasm-bindgen tests in headless Chromium"
 say "building the widget module (www/pkg)"
 bash "$ROOT/scripts/build-widget.sh"
 
-say "browser end-to-end tests (Chromium + worker under wrangler dev)"
-node --test --test-reporter=spec "$ROOT/tests/e2e/"
+cargo build -q -p podium-sandbox
+say "integration and browser end-to-end tests (worker under wrangler dev + Podium sandbox)"
+# One file at a time: each starts its own sandbox and workerd, and 2 cores are enough
+# for one stack under load, not several.
+node --test --test-concurrency=1 --test-reporter=spec "$ROOT/tests/integration/" "$ROOT/tests/e2e/"

@@ -2,14 +2,14 @@
 // in headless Chromium, with the embeddable snippet www/gateway-widget.js and its
 // WebAssembly validator. Run: node --test tests/e2e/
 //
-// NOTE: POST /v1/webchat/messages and POST /v1/webchat/attachments are built in the next
-// issue; until then the worker answers 404, so each page intercepts them (page.route)
-// and answers as they will (202 {"accepted":true} / {"file_id":"f_..."}), recording what
-// the snippet sent. Everything else (pages, snippet, wasm, /v1/webchat/validate) is real.
+// Everything is real: the worker forwards to a local Podium sandbox, and the tests check
+// what reached "Podium". Each page records (page.route, passing requests through) what
+// the snippet sent to /v1/webchat/attachments and /v1/webchat/messages and what it got.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { launchBrowser } from '../support/browser.mjs';
-import { startStack } from '../support/stack.mjs';
+import { inbound, startGateway, testConfig, waitFor } from '../support/gateway.mjs';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // A real 1×1 PNG.
@@ -23,7 +23,8 @@ let stack;
 let browser;
 
 before(async () => {
-  stack = await startStack(); // the first start compiles the worker
+  // Short sessions so the "still there?" prompt can be seen; the first start compiles.
+  stack = await startGateway({ config: testConfig({ session: { idle_ms: 5000, warning_ms: 3000 } }) });
   browser = await launchBrowser();
 }, { timeout: 240_000 });
 
@@ -46,6 +47,7 @@ async function openStore(pathname, { blockWasm = false, noIdle = false } = {}) {
   const requests = []; // every request the page made, in order
   const uploads = []; // bodies the snippet sent to /v1/webchat/attachments
   const messages = []; // envelopes the snippet sent to /v1/webchat/messages
+  const answers = []; // what the gateway answered to each
   const errors = []; // uncaught exceptions in the page
   const consoleText = [];
   page.on('request', (req) => {
@@ -59,19 +61,18 @@ async function openStore(pathname, { blockWasm = false, noIdle = false } = {}) {
   page.on('pageerror', (err) => errors.push(err));
   page.on('console', (msg) => consoleText.push(msg.text()));
 
-  // --- Stand-ins for the routes of the next issue (see the note at the top). ---
+  // Record what the snippet sends and what the real gateway answers.
   await page.route(`${stack.url}/v1/webchat/attachments`, async (route) => {
     const req = route.request();
-    uploads.push({ headers: req.headers(), body: req.postDataBuffer() ?? Buffer.alloc(0) });
-    await route.fulfill({
-      status: 201,
-      contentType: 'application/json',
-      body: JSON.stringify({ file_id: `f_test_${uploads.length}` }),
-    });
+    const response = await route.fetch();
+    uploads.push({ headers: req.headers(), body: req.postDataBuffer() ?? Buffer.alloc(0), answer: await response.json() });
+    await route.fulfill({ response });
   });
   await page.route(`${stack.url}/v1/webchat/messages`, async (route) => {
+    const response = await route.fetch();
     messages.push(JSON.parse(route.request().postData()));
-    await route.fulfill({ status: 202, contentType: 'application/json', body: '{"accepted":true}' });
+    answers.push({ status: response.status(), body: await response.json() });
+    await route.fulfill({ response });
   });
 
   if (blockWasm) await page.route('**/pkg/widget_bg.wasm', (route) => route.abort());
@@ -79,7 +80,7 @@ async function openStore(pathname, { blockWasm = false, noIdle = false } = {}) {
 
   await page.goto(stack.url + pathname, { waitUntil: 'load' });
   return {
-    page, requests, uploads, messages, errors, consoleText,
+    page, requests, uploads, messages, answers, errors, consoleText,
     close: () => context.close(),
   };
 }
@@ -150,6 +151,13 @@ test('Sydney: a national AU number is sent as E.164 with the store and a session
     assert.ok(tab.requests.some((r) => r.method === 'POST' && r.url === `${stack.url}/v1/webchat/messages`));
     assert.deepEqual(await page.evaluate(() => window.__events), ['podium-gateway:sent']);
     assert.equal(await page.inputValue('#chat-message'), '', 'the message box is cleared after sending');
+    assert.equal(tab.answers[0].status, 202);
+    assert.equal(tab.answers[0].body.location.uid, 'loc_sydney');
+    // It reached Podium: one contact, the chat in the Sydney inbox.
+    const delivered = await waitFor(async () => inbound(await stack.sandbox.messages('+61412345678', 'loc_sydney'))
+      .find((m) => m.body === 'Do you have the 3/2 in M?'), { what: 'the chat at the Sydney store' });
+    assert.equal(delivered.webchatUrl, `${stack.url}/sydney/`);
+    assert.equal((await stack.sandbox.contacts('+61412345678')).length, 1);
     assertClean(tab, '412345678', '412 345 678', 'Do you have');
   } finally {
     await tab.close();
@@ -265,11 +273,17 @@ test('a small PNG is uploaded first and its file_id travels in the envelope', { 
 
     assert.equal(tab.messages.length, 1);
     assert.deepEqual(tab.messages[0].attachments, [
-      { file_id: 'f_test_1', filename: 'receipt.png', content_type: 'image/png', size: TINY_PNG.length },
+      { file_id: upload.answer.file_id, filename: 'receipt.png', content_type: 'image/png', size: TINY_PNG.length },
     ]);
     assert.equal(tab.messages[0].contact.phone, '+14155551234');
     const order = tab.requests.filter((r) => r.url.includes('/v1/webchat/')).map((r) => new URL(r.url).pathname);
     assert.deepEqual(order, ['/v1/webchat/attachments', '/v1/webchat/messages'], 'upload before message');
+    // The file itself reached Podium's attachment endpoint, byte for byte.
+    const sha256 = createHash('sha256').update(TINY_PNG).digest('hex');
+    const stored = await waitFor(async () => (await stack.sandbox.state()).attachments.find((a) => a.sha256 === sha256),
+      { what: 'the PNG at the sandbox' });
+    assert.equal(stored.size, TINY_PNG.length);
+    assert.equal(stored.locationUid, 'loc_sanfrancisco');
     assertClean(tab);
   } finally {
     await tab.close();
@@ -334,6 +348,7 @@ test('validator blocked: the page still works and the gateway gets the phone as 
     // No client-side normalization: the server validates and normalizes.
     assert.equal(tab.messages[0].contact.phone, '0412 345 678');
     assert.equal(tab.messages[0].location.location_uid, 'loc_sydney');
+    assert.equal(tab.answers[0].status, 202, 'the gateway normalized it with the store region');
     assert.ok(tab.requests.some((r) => r.url.endsWith('/pkg/widget_bg.wasm')), 'the wasm was attempted');
 
     // Files still get the plain size check.
@@ -400,6 +415,30 @@ test('the browser verdict equals the worker verdict', { timeout: 60_000 }, async
       assert.equal(res.status, server.ok ? 200 : 422, label);
     }
     assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('an idle chat asks "still there?", keeps the session alive, then says it timed out', { timeout: 60_000 }, async () => {
+  // Sessions here last 5 s with a 3 s warning window (see before()).
+  const tab = await openStore('/sydney/');
+  try {
+    const { page } = tab;
+    await openChat(page);
+    await sendMessage(page, { phone: '0412 345 678', text: 'Back in a minute' });
+    assert.equal(await settled(page), 'sent');
+    const prompt = page.locator('[data-podium-still-there]');
+    await prompt.getByText('Still there?').waitFor({ timeout: 10_000 });
+    const before = tab.answers[0].body.session.expires_at_ms;
+    const keepalive = page.waitForResponse((r) => r.url().endsWith('/keepalive'));
+    await prompt.getByRole('button', { name: 'I’m still here' }).click();
+    const kept = await (await keepalive).json();
+    assert.ok(kept.session.expires_at_ms > before, 'the idle clock restarted');
+    assert.equal(await prompt.innerText(), '', 'the prompt goes away');
+    // Ignore the next prompt: the chat closes and the widget says so.
+    await prompt.getByText('This chat timed out').waitFor({ timeout: 15_000 });
+    assertClean(tab, '412 345 678', 'Back in a minute');
   } finally {
     await tab.close();
   }

@@ -1,7 +1,7 @@
 // Starts the gateway exactly as developers run it (`wrangler dev`, workerd, the [assets]
 // in www/) on a free port with a throwaway state directory, for end-to-end tests.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +30,40 @@ function exists(pid) {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
+/**
+ * Run `fn` while holding the repo's stack-start lock, so stacks started by test files
+ * running in parallel do not build the worker into worker/build at the same time. The
+ * lock is a directory under the git-ignored .wrangler/, removed when done (or found
+ * stale: its owner is gone).
+ */
+async function withStartLock(fn) {
+  const lock = path.join(ROOT, '.wrangler', 'tests-stack-start.lock');
+  mkdirSync(path.dirname(lock), { recursive: true });
+  const release = () => rmSync(lock, { recursive: true, force: true });
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      let owner = 0;
+      try { owner = Number(readFileSync(path.join(lock, 'pid'), 'utf8')); } catch { /* being written */ }
+      let age = 0;
+      try { age = Date.now() - statSync(lock).mtimeMs; } catch { continue; }
+      if ((owner && !exists(owner)) || (!owner && age > 60_000) || age > 15 * 60_000) release();
+      else await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  process.once('exit', release);
+  try {
+    return await fn();
+  } finally {
+    process.removeListener('exit', release);
+    release();
+  }
+}
+
 /** A port nobody listens on right now (the OS picks it). */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -47,10 +81,24 @@ export function freePort() {
  * `wrangler dev` on 127.0.0.1:<free port>. Resolves once /health answers; the first
  * start builds the worker (~40 s cold). `stop()` ends the whole process group (wrangler,
  * esbuild, workerd) and removes the state directory.
+ *
+ * Options (all optional; without them this is exactly the e2e tests' stack):
+ * - `vars`: `{NAME: value}` passed as `--var NAME:value` (wrangler splits at the first
+ *   colon only, so JSON values with colons arrive intact; they are plain-text bindings
+ *   that override `[vars]` and `.dev.vars`, and the worker reads them as secrets too).
+ * - `persistTo`: an existing state directory to use (a restart test starts a second
+ *   stack on the first one's state); the caller owns it and `stop()` leaves it in place.
+ * - `logLimit`: characters of wrangler/workerd output kept for `log()` (default 20,000).
  */
-export async function startStack({ timeoutMs = 180_000 } = {}) {
+export async function startStack(options = {}) {
+  return withStartLock(() => startStackUnlocked(options));
+}
+
+async function startStackUnlocked({ timeoutMs = 180_000, vars = {}, persistTo, logLimit = 20_000 } = {}) {
   const port = await freePort();
-  const persist = mkdtempSync(path.join(os.tmpdir(), 'gateway-e2e-state-'));
+  const ownPersist = !persistTo;
+  const persist = persistTo ?? mkdtempSync(path.join(os.tmpdir(), 'gateway-e2e-state-'));
+  const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
   const bin = path.join(ROOT, 'node_modules/.bin');
   const cargoBin = path.join(os.homedir(), '.cargo/bin');
   // wrangler's CLI itself, not its bin shim: the shim does not forward signals, and we
@@ -61,6 +109,7 @@ export async function startStack({ timeoutMs = 180_000 } = {}) {
       '--no-warnings', '--experimental-vm-modules',
       path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'),
       'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+      ...varArgs,
     ],
     {
       cwd: ROOT,
@@ -78,12 +127,22 @@ export async function startStack({ timeoutMs = 180_000 } = {}) {
     },
   );
   let log = '';
-  const keep = (chunk) => { log = (log + chunk).slice(-20_000); };
+  const keep = (chunk) => { log = (log + chunk).slice(-logLimit); };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   // If this process dies without calling stop() (a crash, Ctrl-C), take the group with it.
-  const killGroup = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
-  const onSignal = (signal) => { killGroup(); process.exit(128 + (os.constants.signals[signal] || 1)); };
+  const killGroup = () => {
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+    if (ownPersist) rmSync(persist, { recursive: true, force: true });
+  };
+  // On a signal, shut down as stop() does (wrangler then removes its own temp files),
+  // with a hard deadline; then exit as the signal would have.
+  const onSignal = (signal) => {
+    globalThis.__gatewayStackShutdown = true;
+    const exit = () => { killGroup(); process.exit(128 + (os.constants.signals[signal] || 1)); };
+    setTimeout(exit, 12_000).unref();
+    stop().then(exit, exit);
+  };
   process.once('exit', killGroup);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, onSignal);
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -109,7 +168,7 @@ export async function startStack({ timeoutMs = 180_000 } = {}) {
     try { process.kill(-child.pid, 'SIGKILL'); } catch { /* nothing left */ }
     process.removeListener('exit', killGroup);
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.removeListener(sig, onSignal);
-    rmSync(persist, { recursive: true, force: true });
+    if (ownPersist) rmSync(persist, { recursive: true, force: true });
   }
 
   const url = `http://127.0.0.1:${port}`;
@@ -128,5 +187,5 @@ export async function startStack({ timeoutMs = 180_000 } = {}) {
     await stop();
     throw err;
   }
-  return { url, stop, log: () => log };
+  return { url, port, persist, stop, log: () => log };
 }

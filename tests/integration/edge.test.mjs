@@ -1,0 +1,317 @@
+// Integration: edge hygiene (F16, F17) — CORS allow-list and preflight, body limits and
+// content types, strict envelope errors with codes and field paths, per-session rate
+// limits, and the admin bearer token.
+//
+// This file's worker allows 3 messages per session (burst 3, refilling 1 a minute), so
+// the rate-limit test needs no timing; every other test here uses a fresh session id.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import {
+  ORIGIN, assertErrorShape, auPhone, envelope, makeClient, page, startGateway, startWorker, testConfig,
+  waitForInbound,
+} from '../support/gateway.mjs';
+
+let gw;
+
+before(async () => {
+  gw = await startGateway({
+    config: testConfig({
+      rate_limits: {
+        per_ip: { burst: 10000, per_minute: 100000 },
+        per_session: { burst: 3, per_minute: 1 },
+      },
+    }),
+  });
+}, { timeout: 240_000 });
+
+after(async () => {
+  await gw?.stop();
+});
+
+const EVIL = 'https://evil.example';
+const valid = () => envelope({ phone: auPhone().national, location: { page_url: page('/sydney/') } });
+
+test('GET /health → ok', async () => {
+  const res = await gw.request('GET', '/health');
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.status, 'ok');
+  assert.equal(res.body.service, 'podium-gateway');
+});
+
+describe('CORS (F17)', () => {
+  for (const path of ['/v1/webchat/messages', '/v1/webchat/attachments', '/chat']) {
+    test(`preflight ${path} from the allowed origin → 204 with allow-origin and Vary: Origin`, async () => {
+      const res = await gw.request('OPTIONS', path, {
+        headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
+      assert.equal(res.status, 204, res.text);
+      assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
+      assert.match(res.headers.get('vary') ?? '', /\bOrigin\b/i);
+      assert.match(res.headers.get('access-control-allow-methods') ?? '', /\bPOST\b/);
+      assert.match(res.headers.get('access-control-allow-headers') ?? '', /content-type/i);
+    });
+  }
+
+  test('preflight from another origin → 403, no access-control-allow-origin', async () => {
+    const res = await gw.request('OPTIONS', '/v1/webchat/messages', {
+      headers: { origin: EVIL, 'access-control-request-method': 'POST' },
+    });
+    assertErrorShape(assert, res, 403, 'origin_not_allowed');
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+    assert.equal(res.headers.get('access-control-allow-methods'), null);
+  });
+
+  test('POST from another origin → 403 origin_not_allowed, no allow-origin, nothing queued', async () => {
+    const phone = auPhone();
+    const env = envelope({ phone: phone.national, location: { page_url: page('/sydney/') } });
+    const res = await gw.send(env, { headers: { origin: EVIL } });
+    assertErrorShape(assert, res, 403, 'origin_not_allowed');
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+    // Nothing was queued for that phone (jobs are persisted before any 202).
+    const state = await gw.adminContact(phone.e164);
+    assert.equal(state.status, 200, state.text);
+    assert.deepEqual(state.body.outbox, [], state.text);
+    assert.equal(state.body.contact.identifier, null, state.text);
+    const chat = await gw.chat({ prompt: 'hi', session_id: randomUUID() }, { headers: { origin: EVIL } });
+    assertErrorShape(assert, chat, 403, 'origin_not_allowed');
+    assert.equal(chat.headers.get('access-control-allow-origin'), null);
+  });
+
+  test('POST from the allowed origin → allow-origin on the 202 and on a 422', async () => {
+    const env = valid();
+    const ok = await gw.send(env, { headers: { origin: ORIGIN } });
+    assert.equal(ok.status, 202, ok.text);
+    assert.equal(ok.headers.get('access-control-allow-origin'), ORIGIN);
+    assert.match(ok.headers.get('vary') ?? '', /\bOrigin\b/i);
+
+    const bad = await gw.send({ ...valid(), colour: 'blue' }, { headers: { origin: ORIGIN } });
+    assertErrorShape(assert, bad, 422, 'unknown_field');
+    assert.equal(bad.headers.get('access-control-allow-origin'), ORIGIN);
+    assert.match(bad.headers.get('vary') ?? '', /\bOrigin\b/i);
+  });
+
+  test('a request without Origin (a server) is served, without CORS headers', async () => {
+    const res = await gw.send(valid());
+    assert.equal(res.status, 202, res.text);
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+  });
+});
+
+describe('bad input (F16)', () => {
+  test('another content type → 415', async () => {
+    const res = await gw.request('POST', '/v1/webchat/messages', {
+      body: JSON.stringify(valid()),
+      headers: { 'content-type': 'text/plain' },
+    });
+    assertErrorShape(assert, res, 415, 'unsupported_media_type');
+  });
+
+  test('a body over 64 KiB → 413 body_too_large', async () => {
+    const env = valid();
+    env.message.value = 'x'.repeat(70 * 1024);
+    const res = await gw.send(env);
+    assertErrorShape(assert, res, 413, 'body_too_large');
+  });
+
+  test('a chunked body (no Content-Length) over 64 KiB → 413 body_too_large', async () => {
+    const env = valid();
+    env.message.value = 'y'.repeat(70 * 1024);
+    const bytes = new TextEncoder().encode(JSON.stringify(env));
+    // A stream body makes fetch send it chunked.
+    const body = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 8192) controller.enqueue(bytes.subarray(i, i + 8192));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${gw.url}/v1/webchat/messages`, {
+      method: 'POST', body, duplex: 'half', headers: { 'content-type': 'application/json' },
+    });
+    const text = await res.text();
+    assertErrorShape(assert, { status: res.status, body: JSON.parse(text), text }, 413, 'body_too_large');
+  });
+
+  test('invalid JSON → 422 invalid_json', async () => {
+    const res = await gw.request('POST', '/v1/webchat/messages', {
+      body: '{"session_id": ',
+      headers: { 'content-type': 'application/json' },
+    });
+    assertErrorShape(assert, res, 422, 'invalid_json');
+  });
+
+  test('an unknown field → 422 unknown_field with the field path, at any level', async () => {
+    const top = await gw.send({ ...valid(), colour: 'blue' });
+    assert.equal(assertErrorShape(assert, top, 422, 'unknown_field').field, 'colour');
+    const env = valid();
+    env.message.colour = 'blue';
+    const nested = await gw.send(env);
+    const error = assertErrorShape(assert, nested, 422, 'unknown_field');
+    assert.equal(error.field, 'message.colour');
+    assert.ok(nested.body.problems.some((p) => p.code === 'unknown_field' && p.field === 'message.colour'), nested.text);
+  });
+
+  for (const [raw, code] of [
+    ['call me', 'phone_not_a_number'],
+    ['041', 'phone_too_short'],
+    ['', 'phone_empty'],
+    ['+999 1234 5678', 'phone_invalid_country_code'],
+  ]) {
+    test(`phone ${JSON.stringify(raw)} → 422 ${code} at contact.phone`, async () => {
+      const res = await gw.send(envelope({ phone: raw, location: { page_url: page('/sydney/') } }));
+      const error = assertErrorShape(assert, res, 422, code);
+      assert.equal(error.field, 'contact.phone');
+    });
+  }
+
+  test('every problem is reported at once, each with a code and field', async () => {
+    const res = await gw.send({
+      session_id: 'not-a-uuid',
+      message: { type: 'telegram', value: 'hi' },
+      contact: { phone: 'call me' },
+    });
+    assertErrorShape(assert, res, 422);
+    const fields = res.body.problems.map((p) => p.field).sort();
+    assert.deepEqual(fields, ['contact.phone', 'message.type', 'session_id'], res.text);
+    for (const p of res.body.problems) {
+      assert.equal(typeof p.code, 'string');
+      assert.equal(typeof p.message, 'string');
+    }
+  });
+
+  test('missing required fields → 422 missing_field', async () => {
+    const res = await gw.send({ session_id: randomUUID(), message: { type: 'text', value: 'hi' } });
+    const error = assertErrorShape(assert, res, 422, 'missing_field');
+    assert.equal(error.field, 'contact');
+  });
+
+  test('unknown route → 404 not_found with the error shape', async () => {
+    assertErrorShape(assert, await gw.request('POST', '/v1/webchat/nope', { json: {} }), 404, 'not_found');
+  });
+});
+
+describe('rate limits (F17)', () => {
+  test('more messages from one session than its burst → 429 rate_limited with Retry-After', async () => {
+    const sessionId = randomUUID();
+    const phone = auPhone();
+    const answers = [];
+    for (let i = 0; i < 6; i++) {
+      answers.push(await gw.send(envelope({ phone: phone.national, sessionId, text: `message ${i}`, location: { page_url: page('/sydney/') } })));
+    }
+    assert.deepEqual(answers.slice(0, 3).map((r) => r.status), [202, 202, 202], answers.map((r) => r.text).join('\n'));
+    // At most one more token can have refilled (1 a minute) during the test.
+    const limited = answers.slice(3).filter((r) => r.status === 429);
+    assert.ok(limited.length >= 2, answers.map((r) => `${r.status} ${r.text}`).join('\n'));
+    for (const res of limited) {
+      assertErrorShape(assert, res, 429, 'rate_limited');
+      const retryAfter = Number(res.headers.get('retry-after'));
+      assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After: ${res.headers.get('retry-after')}`);
+    }
+    // What was accepted was delivered; what was refused was not.
+    const msgs = await waitForInbound(gw, phone.e164, { count: 3 });
+    assert.equal(msgs.length, answers.filter((r) => r.status === 202).length);
+    // Another session of the same customer is not affected.
+    const other = await gw.send(envelope({ phone: phone.national, text: 'new tab', location: { page_url: page('/sydney/') } }));
+    assert.equal(other.status, 202, other.text);
+  });
+
+  test('a 429 to a browser still carries allow-origin and exposes Retry-After', async () => {
+    const sessionId = randomUUID();
+    const phone = auPhone().national;
+    let res;
+    for (let i = 0; i < 6; i++) {
+      res = await gw.send(envelope({ phone, sessionId, text: `m${i}` }), { headers: { origin: ORIGIN } });
+      if (res.status === 429) break;
+    }
+    assert.equal(res.status, 429, res.text);
+    assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
+    assert.match(res.headers.get('access-control-expose-headers') ?? '', /retry-after/i);
+  });
+});
+
+describe('admin auth (F19)', () => {
+  for (const [name, headers] of [
+    ['no Authorization', {}],
+    ['a wrong bearer', { authorization: 'Bearer not-the-token' }],
+    ['the right token without "Bearer "', { authorization: 'test-admin' }],
+    ['Basic auth', { authorization: `Basic ${Buffer.from('admin:test-admin').toString('base64')}` }],
+  ]) {
+    test(`${name} → 401 unauthorized on every admin route`, async () => {
+      for (const [method, path] of [
+        ['GET', '/admin/metrics'],
+        ['GET', '/admin/dead-letters'],
+        ['GET', '/admin/contacts/%2B61412345678'],
+        ['GET', '/admin/routing/fallbacks?since=0'],
+        ['POST', '/admin/routing/reroute'],
+        ['POST', '/admin/dead-letters/dl_x/replay'],
+      ]) {
+        const res = await gw.request(method, path, { headers, ...(method === 'POST' ? { json: {} } : {}) });
+        assertErrorShape(assert, res, 401, 'unauthorized');
+      }
+    });
+  }
+
+  test('the right bearer → 200', async () => {
+    const res = await gw.admin('GET', '/admin/metrics');
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.body.counters !== undefined, res.text);
+  });
+});
+
+describe('second worker: optional CSRF header and the per-IP limit (F17)', () => {
+  // A second worker on the same sandbox, with require_csrf_header on and 5 requests per
+  // client IP (refilling 1 a minute). Locally the client IP is CF-Connecting-IP when the
+  // request carries one (Cloudflare sets it in production), so each test uses its own.
+  let worker;
+  let csrf;
+  before(async () => {
+    worker = await startWorker({
+      sandbox: gw.sandbox,
+      config: testConfig({
+        require_csrf_header: true,
+        rate_limits: { per_ip: { burst: 5, per_minute: 1 }, per_session: { burst: 1000, per_minute: 100000 } },
+      }),
+    });
+    csrf = makeClient(worker.url);
+  }, { timeout: 240_000 });
+  after(async () => {
+    await worker?.stop();
+  });
+
+  test('a browser request without X-Requested-With → 403 csrf_header_missing (readable by the page)', async () => {
+    const res = await csrf.send(valid(), { headers: { origin: ORIGIN, 'cf-connecting-ip': '198.51.100.1' } });
+    assertErrorShape(assert, res, 403, 'csrf_header_missing');
+    assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
+  });
+
+  test('with X-Requested-With: podium-gateway → 202; a server (no Origin) needs no header', async () => {
+    const withHeader = await csrf.send(valid(), { headers: { origin: ORIGIN, 'x-requested-with': 'podium-gateway', 'cf-connecting-ip': '198.51.100.2' } });
+    assert.equal(withHeader.status, 202, withHeader.text);
+    const server = await csrf.send(valid(), { headers: { 'cf-connecting-ip': '198.51.100.3' } });
+    assert.equal(server.status, 202, server.text);
+  });
+
+  test('more requests from one IP than its burst → 429 rate_limited with Retry-After, on messages and uploads; other IPs unaffected', async () => {
+    const ip = { 'cf-connecting-ip': '203.0.113.9', 'x-requested-with': 'podium-gateway' };
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await csrf.send(valid(), { headers: ip })).status);
+    assert.deepEqual(statuses, [202, 202, 202, 202, 202]);
+    const limited = await csrf.send(valid(), { headers: ip });
+    assertErrorShape(assert, limited, 429, 'rate_limited');
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1, `Retry-After: ${limited.headers.get('retry-after')}`);
+    const upload = await csrf.request('POST', '/v1/webchat/attachments', {
+      body: Buffer.from('hello'), headers: { ...ip, 'content-type': 'text/plain', 'x-filename': 'a.txt' },
+    });
+    assertErrorShape(assert, upload, 429, 'rate_limited');
+    const other = await csrf.send(valid(), { headers: { ...ip, 'cf-connecting-ip': '203.0.113.10' } });
+    assert.equal(other.status, 202, other.text);
+  });
+
+  test('the preflight allows the header', async () => {
+    const res = await csrf.request('OPTIONS', '/v1/webchat/messages', {
+      headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-requested-with', 'cf-connecting-ip': '198.51.100.4' },
+    });
+    assert.equal(res.status, 204, res.text);
+    assert.match(res.headers.get('access-control-allow-headers') ?? '', /x-requested-with/i);
+  });
+});
