@@ -150,7 +150,7 @@ impl AttachmentPolicy {
 pub enum AttachmentError {
     #[error("the file is empty")]
     Empty,
-    #[error("the file is {} and the limit is {}", human_bytes(*size), human_bytes(*limit))]
+    #[error("{}", too_large_message(*size, *limit))]
     TooLarge { size: u64, limit: u64 },
     #[error("files of type {content_type} can't be sent here")]
     TypeNotAllowed { content_type: String },
@@ -272,6 +272,34 @@ fn resolve_content_type(claimed: &str, extension: Option<&str>) -> String {
         .unwrap_or(claimed)
 }
 
+/// "the file is 31.5 MB and the limit is 25 MB"; exact bytes when rounding would make
+/// the two look equal ("25 MB and the limit is 25 MB" helps nobody).
+fn too_large_message(size: u64, limit: u64) -> String {
+    let (s, l) = (human_bytes(size), human_bytes(limit));
+    if s == l {
+        format!(
+            "the file is {} bytes and the limit is {} bytes",
+            grouped(size),
+            grouped(limit)
+        )
+    } else {
+        format!("the file is {s} and the limit is {l}")
+    }
+}
+
+/// `25000001` → `25,000,001`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `25000000` → `25 MB`, `1536` → `1.5 KB` (decimal units, as the limit is).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
@@ -310,6 +338,12 @@ mod tests {
                 size: 25_000_001,
                 limit: 25_000_000
             })
+        );
+        assert_eq!(
+            check(&p, "a.jpg", "image/jpeg", 25_000_001)
+                .unwrap_err()
+                .to_string(),
+            "the file is 25,000,001 bytes and the limit is 25,000,000 bytes"
         );
         let thirty_mb = check(&p, "clip.mp4", "video/mp4", 30 * 1024 * 1024).unwrap_err();
         assert_eq!(thirty_mb.code(), "attachment_too_large");

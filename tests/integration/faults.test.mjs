@@ -105,7 +105,6 @@ describe('retries (F18)', () => {
   });
 
   test('Retry-After is counted from the 429 answer, not from the start of the attempt',
-    { todo: 'worker bug: Contact::drain computes the retry time from `now` taken before the Podium call, so a slow 429 is retried early' },
     async () => {
       // The 429 takes 1.5 s to arrive; Retry-After: 2 then means "not before 2 s after it".
       const phone = auPhone();
@@ -177,7 +176,6 @@ describe('retries (F18)', () => {
   });
 
   test('a 409 whose winner cannot be read yet (404 on the re-read) is retried, not dead-lettered',
-    { todo: 'worker bug: Contact::ensure_contact turns the re-read 404 after a 409 into a non-retryable failure; the chat is dead-lettered while the confirmation is sent' },
     async () => {
       const phone = auPhone();
       await gw.sandbox.fault({ method: 'POST', path: '/v4/contacts', status: 409, count: 1 });

@@ -99,7 +99,6 @@ test('returning customers: a burst is paced (never more than burst + rate × tim
 test('new customers under a tight budget are paced too, not starved',
   {
     timeout: 120_000,
-    todo: 'worker bug: Contact::ensure_contact spends the only free slot on GET /v4/contacts/{phone} (404), then has to Wait for the create; the 404 is not remembered, so every wake-up repeats the GET — a livelock while the bucket is empty',
   },
   async () => {
     const phones = Array.from({ length: 4 }, () => auPhone());

@@ -32,7 +32,7 @@ pub(crate) fn mask_phone(phone: &str) -> String {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = rpc::now_ms();
     let method = req.method();
     let path = req.path();
@@ -41,6 +41,29 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(response) => (response, None),
         Err(e) => (error::to_response(&e)?, Some(e.code())),
     };
+    // F19 counters for what customers send: received, or rejected by reason. Counted
+    // after answering, off the response path.
+    let ingress = matches!(
+        path.as_str(),
+        "/v1/webchat/messages" | "/chat" | "/v1/webchat/attachments"
+    );
+    if method == Method::Post && ingress {
+        let name = match code {
+            None => format!("received{}", path.replace('/', ":")),
+            Some(code) => format!("rejected:{code}"),
+        };
+        let env = env.clone();
+        ctx.wait_until(async move {
+            let _ = rpc::call::<_, serde_json::Value>(
+                &env,
+                objects::ledger::BINDING,
+                objects::ledger::NAME,
+                "count",
+                &json!({"name": name}),
+            )
+            .await;
+        });
+    }
     let response = edge::with_cors(response, origin.as_deref())?;
     // One line per request; never a phone number or a message body.
     let logged_path = match path.strip_prefix("/admin/contacts/") {

@@ -101,6 +101,10 @@ pub struct Enqueue {
 struct ContactInfo {
     identifier: Option<String>,
     locations: Vec<String>,
+    /// Podium answered 404 for this phone: go straight to the create next time, so a
+    /// scarce request budget is not spent on the same lookup again and again.
+    #[serde(default)]
+    known_absent: bool,
 }
 
 /// How one delivery attempt ended.
@@ -240,12 +244,14 @@ impl Contact {
         let jobs = self.jobs(&storage, JOBS_PER_RUN).await?;
         let more = jobs.len() == JOBS_PER_RUN;
         for (key, mut job) in jobs {
-            let now = now_ms();
-            if job.next_at_ms > now {
+            if job.next_at_ms > now_ms() {
                 rpc::alarm_at(&storage, job.next_at_ms).await?;
                 return Ok(());
             }
-            match self.deliver(&storage, &phone, &job.kind).await? {
+            let step = self.deliver(&storage, &phone, &job.kind).await?;
+            // After the attempt: a Retry-After counts from when the answer arrived.
+            let now = now_ms();
+            match step {
                 Step::Delivered(outcome) => {
                     storage.delete(&key).await?;
                     self.count(outcome);
@@ -432,14 +438,17 @@ impl Contact {
         let config = &settings.config.podium;
         let by_phone = podium::url(config, &format!("/v4/contacts/{}", podium::segment(phone)));
 
-        if contact.identifier.is_none() {
+        if contact.identifier.is_none() && !contact.known_absent {
             let found = match self.podium(Method::Get, &by_phone, Body::None).await? {
                 Ok(reply) => reply,
                 Err(step) => return Ok(Some(step)),
             };
             if found.is_success() {
                 remember(&mut contact, &found.body);
-            } else if found.status != 404 {
+            } else if found.status == 404 {
+                contact.known_absent = true;
+                storage.put("contact", &contact).await?;
+            } else {
                 return Ok(Some(Step::Failed(found.attempt())));
             }
         }
@@ -472,6 +481,16 @@ impl Contact {
                 Ok(reply) => reply,
                 Err(step) => return Ok(Some(step)),
             };
+            if winner.status == 404 {
+                // The winner is not readable yet: try again later, never dead-letter.
+                contact.known_absent = false;
+                storage.put("contact", &contact).await?;
+                return Ok(Some(Step::Failed(Attempt::Status {
+                    status: 503,
+                    retry_after_ms: None,
+                    detail: "409 on create, and the existing contact is not readable yet".into(),
+                })));
+            }
             if !winner.is_success() {
                 return Ok(Some(Step::Failed(winner.attempt())));
             }

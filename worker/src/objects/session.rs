@@ -1,6 +1,7 @@
 //! `Session`: one webchat session's idle clock (F3). An alarm fires at expiry (no
 //! polling); a message after expiry starts a new conversation that carries what the
-//! customer already said.
+//! customer already said. `/chat` prompts typed before a phone number is known are held
+//! here too (key `held`) until the first message can be delivered.
 
 use gateway_core::session::{self, Arrival, SessionPolicy, SessionState, SessionStatus};
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,6 @@ struct Stored {
     session: SessionState,
     policy: SessionPolicy,
     phone: Option<String>,
-    /// Prompts held until the customer gives a phone number (`/chat`).
-    #[serde(default)]
-    held: Vec<String>,
 }
 
 // State and Env have no Debug.
@@ -100,7 +98,6 @@ impl Session {
                             session: next,
                             policy: input.policy,
                             phone: phone.clone(),
-                            held: stored.map(|s| s.held).unwrap_or_default(),
                         },
                     )
                     .await?;
@@ -128,37 +125,28 @@ impl Session {
                 Ok(json!({"status": status}))
             }
             "hold" => {
-                // `/chat` before a phone is known: keep the prompt for later.
+                // `/chat` before a phone is known: keep the prompt for later. The session
+                // itself starts with the first delivered message, so that one counts as
+                // new (and gets the confirmation text).
                 let text: String = rpc::args(body.get("text").cloned().unwrap_or_default())?;
                 let policy: SessionPolicy =
                     rpc::args(body.get("policy").cloned().unwrap_or_default())?;
-                let mut s = stored.unwrap_or(Stored {
-                    session: SessionState {
-                        conversation: 1,
-                        last_activity_ms: now,
-                        expired: false,
-                        buffer: Vec::new(),
-                    },
-                    policy,
-                    phone: None,
-                    held: Vec::new(),
-                });
-                if s.held.len() < policy.max_buffered {
-                    s.held
-                        .push(text.chars().take(policy.max_buffered_chars).collect());
+                let mut held: Vec<String> = storage.get("held").await?.unwrap_or_default();
+                if held.len() < policy.max_buffered {
+                    held.push(text.chars().take(policy.max_buffered_chars).collect());
                 }
-                s.session.last_activity_ms = now;
-                rpc::alarm_at(&storage, s.session.expiry_at(&s.policy)).await?;
-                let status = s.session.status(now, &s.policy);
-                storage.put("s", &s).await?;
-                Ok(json!({"status": status}))
+                storage.put("held", &held).await?;
+                let provisional = SessionState {
+                    conversation: 1,
+                    last_activity_ms: now,
+                    expired: false,
+                    buffer: Vec::new(),
+                };
+                Ok(json!({"status": provisional.status(now, &policy)}))
             }
             "take_held" => {
-                let Some(mut s) = stored else {
-                    return Ok(json!({"held": []}));
-                };
-                let held = std::mem::take(&mut s.held);
-                storage.put("s", &s).await?;
+                let held: Vec<String> = storage.get("held").await?.unwrap_or_default();
+                storage.delete("held").await?;
                 Ok(json!({"held": held}))
             }
             _ => Err(AppError::NotFound("no such operation")),
