@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-#! Benchmark: our widget (Rust → wasm) vs libphonenumber-js/max — size, cold start and warm
-#! speed in Node and headless Chromium, and agreement on one mixed-region corpus.
-#! Prints a Markdown table; writes bench/results/latest.json. Builds the widget first if
-#! www/pkg is missing. Knobs: BENCH_COLD_RUNS, BENCH_PASSES, BENCH_WARMUP_PASSES,
-#! BENCH_WARM_ROUNDS, CHROMIUM_BIN (see bench/run.mjs).
+#! Benchmarks that print figures (not tests). `scripts/bench.sh [phone|worker|all]`:
+#!   phone  — our widget (Rust → wasm) vs libphonenumber-js/max: size, cold start and warm
+#!            speed in Node and headless Chromium, agreement on one mixed-region corpus
+#!            (bench/run.mjs; knobs BENCH_COLD_RUNS, BENCH_PASSES, BENCH_WARMUP_PASSES,
+#!            BENCH_WARM_ROUNDS, CHROMIUM_BIN).
+#!   worker — the worker under wrangler dev: webchat route vs a no-op route under wrk,
+#!            cold vs warm first request, bundle size (bench/worker.mjs; knobs
+#!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS).
+#! Markdown on stdout; JSON in bench/results/.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ ! -f "$ROOT/www/pkg/widget_bg.wasm" || ! -f "$ROOT/www/pkg/widget.js" ]]; then
@@ -14,5 +18,17 @@ fi
 [[ -d "$ROOT/node_modules/playwright-core" && -d "$ROOT/node_modules/libphonenumber-js" ]] \
   || die "node_modules is missing: run npm ci"
 
-say "bench: widget vs libphonenumber-js/max"
-exec node "$ROOT/bench/run.mjs" "$@"
+what="${1:-all}"
+if [[ "$what" == phone || "$what" == all ]]; then
+  say "bench: widget vs libphonenumber-js/max"
+  node "$ROOT/bench/run.mjs"
+fi
+if [[ "$what" == worker || "$what" == all ]]; then
+  if ! command -v wrk >/dev/null; then
+    say "installing wrk from Debian"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
+  fi
+  cargo build -q -p podium-sandbox
+  say "bench: worker under wrangler dev"
+  node "$ROOT/bench/worker.mjs"
+fi
