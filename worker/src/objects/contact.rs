@@ -4,6 +4,7 @@
 //! object: so concurrent first messages from one phone create exactly one contact, and a
 //! 409 from Podium just means "re-read the winner".
 
+use gateway_core::config::PodiumConfig;
 use gateway_core::delivery::{self, Attempt, Next};
 use gateway_core::optout::OptOutRecord;
 use serde::{Deserialize, Serialize};
@@ -248,7 +249,9 @@ impl Contact {
                 rpc::alarm_at(&storage, job.next_at_ms).await?;
                 return Ok(());
             }
-            let step = self.deliver(&storage, &phone, &job.kind).await?;
+            let step = self
+                .deliver(&settings.config.podium, &storage, &phone, &job.kind)
+                .await?;
             // After the attempt: a Retry-After counts from when the answer arrived.
             let now = now_ms();
             match step {
@@ -325,13 +328,11 @@ impl Contact {
     /// One attempt at one job.
     async fn deliver(
         &self,
+        config: &PodiumConfig,
         storage: &Storage,
         phone: &str,
         kind: &JobKind,
     ) -> Result<Step, AppError> {
-        let settings = settings::load(&self.env)?;
-        let config = &settings.config.podium;
-
         if let JobKind::Text { .. } = kind {
             // F6: the single opt-out record, read at the moment of sending.
             let record: OptOutRecord =
@@ -341,7 +342,7 @@ impl Contact {
             }
         }
 
-        if let Some(step) = self.ensure_contact(storage, phone, kind).await? {
+        if let Some(step) = self.ensure_contact(config, storage, phone, kind).await? {
             return Ok(step);
         }
 
@@ -405,7 +406,7 @@ impl Contact {
                 })),
             ),
         };
-        let reply = match self.podium(Method::Post, &url, body).await? {
+        let reply = match self.podium(config, Method::Post, &url, body).await? {
             Ok(reply) => reply,
             Err(step) => return Ok(step),
         };
@@ -425,6 +426,7 @@ impl Contact {
     /// when the job cannot go on yet.
     async fn ensure_contact(
         &self,
+        config: &PodiumConfig,
         storage: &Storage,
         phone: &str,
         kind: &JobKind,
@@ -434,12 +436,13 @@ impl Contact {
         if contact.identifier.is_some() && contact.locations.iter().any(|l| l == location) {
             return Ok(None);
         }
-        let settings = settings::load(&self.env)?;
-        let config = &settings.config.podium;
         let by_phone = podium::url(config, &format!("/v4/contacts/{}", podium::segment(phone)));
 
         if contact.identifier.is_none() && !contact.known_absent {
-            let found = match self.podium(Method::Get, &by_phone, Body::None).await? {
+            let found = match self
+                .podium(config, Method::Get, &by_phone, Body::None)
+                .await?
+            {
                 Ok(reply) => reply,
                 Err(step) => return Ok(Some(step)),
             };
@@ -466,6 +469,7 @@ impl Contact {
         });
         let created = match self
             .podium(
+                config,
                 Method::Post,
                 &podium::url(config, "/v4/contacts"),
                 Body::Json(create),
@@ -477,7 +481,10 @@ impl Contact {
         };
         if created.status == 409 {
             // Someone else created it first: re-read and use the winner.
-            let winner = match self.podium(Method::Get, &by_phone, Body::None).await? {
+            let winner = match self
+                .podium(config, Method::Get, &by_phone, Body::None)
+                .await?
+            {
                 Ok(reply) => reply,
                 Err(step) => return Ok(Some(step)),
             };
@@ -518,12 +525,11 @@ impl Contact {
     /// token and tries once more with a fresh one.
     async fn podium(
         &self,
+        config: &PodiumConfig,
         method: Method,
         url: &str,
         body: Body,
     ) -> Result<Result<Reply, Step>, AppError> {
-        let settings = settings::load(&self.env)?;
-        let config = &settings.config.podium;
         let mut body = Some(body);
         for _ in 0..2 {
             let grant: token::Grant = rpc::call(
