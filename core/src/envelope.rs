@@ -226,18 +226,7 @@ impl Walker {
             ));
             return None;
         };
-        self.unknown_fields(
-            root,
-            "",
-            &[
-                "session_id",
-                "message",
-                "attachments",
-                "contact",
-                "location",
-                "client",
-            ],
-        );
+        self.unknown_fields(root, "", ROOT_FIELDS);
 
         if let Some(id) = self.string(root, "", "session_id", true, 36) {
             if !is_uuid(id) {
