@@ -2,12 +2,12 @@
 // read (413 from Content-Length, 415 from the type), cut off while streaming (chunked
 // uploads over the limit), stored, and delivered to Podium's multipart attachment route
 // with the exact bytes (the sandbox records size and sha256).
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import {
-  ORIGIN, assertErrorShape, auPhone, envelope, page, sleep, startGateway, waitFor, waitForEmptyOutbox,
+  ORIGIN, assertErrorShape, auPhone, envelope, page, sleep, gatewayForFile, waitFor, waitForEmptyOutbox,
   waitForInbound, workerEvents, workerTail,
 } from '../support/gateway.mjs';
 
@@ -19,15 +19,7 @@ const TINY_PNG = Buffer.from(
 );
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
-let gw;
-
-before(async () => {
-  gw = await startGateway();
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
-});
+const gw = gatewayForFile();
 
 /** Upload bytes with fetch (Content-Length set by fetch). */
 async function upload(bytes, { type = 'image/png', filename = 'photo.png', headers = {} } = {}) {

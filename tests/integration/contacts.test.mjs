@@ -1,20 +1,12 @@
 // Integration (F2): concurrent first messages from one phone must make exactly one Podium
 // contact, although the sandbox's upsert has a real check-then-create race window (25 ms
 // by default): the worker has to serialize per phone. Nothing lost either.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { auPhone, envelope, inbound, page, startGateway, waitFor, workerTail } from '../support/gateway.mjs';
+import { auPhone, envelope, inbound, page, gatewayForFile, waitFor, workerTail } from '../support/gateway.mjs';
 
-let gw;
-
-before(async () => {
-  gw = await startGateway();
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
-});
+const gw = gatewayForFile();
 
 test('the sandbox really has the race: two concurrent creates for one phone make two contacts', async () => {
   // Guard for the test below: without this, "one contact" would prove nothing. Talks to

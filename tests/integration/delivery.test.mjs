@@ -3,23 +3,15 @@
 // every routing rule with the fallback list and re-routing (F5), the `/chat`
 // compatibility endpoint (F16) and the operator counters (F19).
 // Run: cargo build -q -p podium-sandbox && node --test tests/integration/
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  PODIUM_VERSION, assertErrorShape, auPhone, envelope, inbound, outbound, page, startGateway,
+  PODIUM_VERSION, assertErrorShape, auPhone, envelope, inbound, outbound, page, gatewayForFile,
   waitFor, waitForEmptyOutbox, waitForInbound, workerTail,
 } from '../support/gateway.mjs';
 
-let gw;
-
-before(async () => {
-  gw = await startGateway();
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
-});
+const gw = gatewayForFile();
 
 // Distinct valid US numbers: (415) 555-2xxx.
 let usCounter = 0;

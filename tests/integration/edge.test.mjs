@@ -8,25 +8,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  ORIGIN, assertErrorShape, auPhone, envelope, makeClient, page, startGateway, startWorker, testConfig,
+  ORIGIN, assertErrorShape, auPhone, envelope, makeClient, page, gatewayForFile, startWorker, testConfig,
   waitForInbound,
 } from '../support/gateway.mjs';
 
-let gw;
-
-before(async () => {
-  gw = await startGateway({
-    config: testConfig({
-      rate_limits: {
-        per_ip: { burst: 10000, per_minute: 100000 },
-        per_session: { burst: 3, per_minute: 1 },
-      },
-    }),
-  });
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
+const gw = gatewayForFile({
+  config: testConfig({
+    rate_limits: {
+      per_ip: { burst: 10000, per_minute: 100000 },
+      per_session: { burst: 3, per_minute: 1 },
+    },
+  }),
 });
 
 const EVIL = 'https://evil.example';

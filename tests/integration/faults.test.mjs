@@ -5,23 +5,15 @@
 // Faults are injected at the sandbox and are global to it, so the tests in this file run
 // one after the other (node:test's default inside a file) and each waits until its
 // phone's outbox is empty before it ends.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  auPhone, envelope, inbound, outbound, page, startGateway, waitFor, waitForEmptyOutbox,
+  auPhone, envelope, inbound, outbound, page, gatewayForFile, waitFor, waitForEmptyOutbox,
   waitForInbound, workerEvents, workerTail,
 } from '../support/gateway.mjs';
 
-let gw;
-
-before(async () => {
-  gw = await startGateway();
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
-});
+const gw = gatewayForFile();
 
 /** The highest request sequence number the sandbox has recorded so far. */
 async function lastSeq() {

@@ -1,29 +1,21 @@
 // Integration (F5): routing by page hostname, for merchants whose stores live on their
 // own (sub)domains. A worker with hostname rules (the other routing rules are covered in
 // delivery.test.mjs): a specific host beats "any host", then the longest path prefix.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { auPhone, envelope, startGateway, testConfig, waitForInbound, workerTail } from '../support/gateway.mjs';
+import { auPhone, envelope, gatewayForFile, testConfig, waitForInbound, workerTail } from '../support/gateway.mjs';
 
-let gw;
-
-before(async () => {
-  gw = await startGateway({
-    config: testConfig({
-      routing: {
-        locations: [
-          { uid: 'loc_sydney', name: 'Harbour & Bay — Sydney', region: 'AU', path_prefixes: ['/sydney/'], postcodes: ['2000-2234'] },
-          { uid: 'loc_burleigh', name: 'Harbour & Bay — Burleigh Heads', region: 'AU', hostnames: ['burleigh.shop.example', '*.goldcoast.example'] },
-          { uid: 'loc_sanfrancisco', name: 'Harbour & Bay — San Francisco', region: 'US', hostnames: ['sf.shop.example'], path_prefixes: ['/store/'] },
-        ],
-        default_location_uid: 'loc_sydney',
-      },
-    }),
-  });
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
+const gw = gatewayForFile({
+  config: testConfig({
+    routing: {
+      locations: [
+        { uid: 'loc_sydney', name: 'Harbour & Bay — Sydney', region: 'AU', path_prefixes: ['/sydney/'], postcodes: ['2000-2234'] },
+        { uid: 'loc_burleigh', name: 'Harbour & Bay — Burleigh Heads', region: 'AU', hostnames: ['burleigh.shop.example', '*.goldcoast.example'] },
+        { uid: 'loc_sanfrancisco', name: 'Harbour & Bay — San Francisco', region: 'US', hostnames: ['sf.shop.example'], path_prefixes: ['/store/'] },
+      ],
+      default_location_uid: 'loc_sydney',
+    },
+  }),
 });
 
 for (const [url, uid, method] of [

@@ -2,26 +2,18 @@
 // uses 300 requests a minute (bursts of 30, then 5 a second); this worker is configured
 // for 60 a minute (bursts of 6, then 1 a second) so the tests see the pacing in seconds.
 // The sandbox enforces its own per-token limit (300/min) and answers 429 past it.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PODIUM_VERSION, auPhone, envelope, inbound, outbound, page, startGateway, testConfig, waitFor, workerTail,
+  PODIUM_VERSION, auPhone, envelope, inbound, outbound, page, gatewayForFile, testConfig, waitFor, workerTail,
 } from '../support/gateway.mjs';
 
 const PER_MINUTE = 60;
 const BURST = 6; // the worker's bucket: per_minute / 10, clamped to 1..30
 
-let gw;
-
-before(async () => {
-  gw = await startGateway({
-    config: testConfig({ podium: { requests_per_minute: PER_MINUTE, timeout_ms: 3000 } }),
-    sandboxArgs: ['--rate-limit-per-minute', '300'],
-  });
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
+const gw = gatewayForFile({
+  config: testConfig({ podium: { requests_per_minute: PER_MINUTE, timeout_ms: 3000 } }),
+  sandboxArgs: ['--rate-limit-per-minute', '300'],
 });
 
 /** Create contacts at the sandbox directly, with a token of the test's own. */

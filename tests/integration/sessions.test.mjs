@@ -1,26 +1,18 @@
 // Integration: session idle clock and context carried over an expiry (F3), and the one
 // opt-out record that suppresses every text (F6). The test config idles a session out
 // after 3 s and warns 1 s before.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  CONFIRMATION, auPhone, envelope, inbound, outbound, page, sleep, startGateway, waitFor,
+  CONFIRMATION, auPhone, envelope, inbound, outbound, page, sleep, gatewayForFile, waitFor,
   waitForEmptyOutbox, waitForInbound, workerTail,
 } from '../support/gateway.mjs';
 
 const IDLE_MS = 3000;
 const WARNING_MS = 1000;
 
-let gw;
-
-before(async () => {
-  gw = await startGateway();
-}, { timeout: 240_000 });
-
-after(async () => {
-  await gw?.stop();
-});
+const gw = gatewayForFile();
 
 const sydney = { page_url: page('/sydney/') };
 

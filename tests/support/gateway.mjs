@@ -1,6 +1,7 @@
 // Shared pieces of the integration tests: the test GATEWAY_CONFIG, one sandbox + one
 // `wrangler dev` per test file, envelopes, unique phones and session ids, polling.
 import { randomUUID } from 'node:crypto';
+import { after, before } from 'node:test';
 import { startSandbox } from './sandbox.mjs';
 import { startStack } from './stack.mjs';
 
@@ -58,6 +59,21 @@ export async function startGateway({ config = testConfig(), sandboxArgs = ['--ra
       try { await worker.stop(); } finally { await sandbox.stop(); }
     },
   };
+}
+
+/**
+ * One gateway for a whole test file: started before its tests, stopped after them. The
+ * returned object is filled in by `before`, so tests use it as they would the gateway.
+ */
+export function gatewayForFile(options) {
+  const gw = {};
+  before(async () => {
+    Object.assign(gw, await startGateway(options));
+  }, { timeout: 240_000 });
+  after(async () => {
+    await gw.stop?.();
+  });
+  return gw;
 }
 
 /** `wrangler dev` with the test config and the sandbox's URLs and OAuth client. */
