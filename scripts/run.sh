@@ -12,6 +12,11 @@ bash "$ROOT/scripts/build-widget.sh"
 say "building the Podium sandbox"
 cargo build -q -p podium-sandbox
 [ -f "$ROOT/.dev.vars" ] || cp "$ROOT/.dev.vars.example" "$ROOT/.dev.vars"
+# An older .dev.vars gains the entries added to the example since (never overwritten).
+while IFS= read -r line; do
+  case "$line" in ''|'#'*) continue ;; esac
+  grep -q "^${line%%=*}=" "$ROOT/.dev.vars" || echo "$line" >>"$ROOT/.dev.vars"
+done <"$ROOT/.dev.vars.example"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
@@ -23,7 +28,9 @@ pids+=($!)
 say "starting the worker in workerd on 127.0.0.1:$PORT (first start compiles it)"
 wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$ROOT/.wrangler/state" \
   --var "PODIUM_API_BASE:http://127.0.0.1:$SANDBOX_PORT" \
-  --var "PODIUM_TOKEN_URL:http://127.0.0.1:$SANDBOX_PORT/oauth/token" &
+  --var "PODIUM_TOKEN_URL:http://127.0.0.1:$SANDBOX_PORT/oauth/token" \
+  --var "WEBHOOK_ALERT_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/alerts" \
+  --var "WEBHOOK_THANK_YOU_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/hooks/thank-you" &
 pids+=($!)
 
 for _ in $(seq 1 300); do

@@ -9,6 +9,7 @@ use crate::delivery::RetryPolicy;
 use crate::ratelimit::Limit;
 use crate::routing::{RoutingConfig, RoutingConfigError};
 use crate::session::SessionPolicy;
+use crate::webhook::{WebhookConfig, WebhookConfigError};
 
 /// Where and how the gateway talks to Podium.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,9 @@ pub struct GatewayConfig {
     /// against the opt-out record at the moment of sending). `None`: no text is sent.
     #[serde(default)]
     pub confirmation_text: Option<String>,
+    /// Signed webhook ingress (see [`crate::webhook`]).
+    #[serde(default)]
+    pub webhooks: WebhookConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +112,8 @@ pub enum ConfigError {
     BadPodium(String),
     #[error("confirmation_text must be 1 to 320 characters")]
     BadConfirmation,
+    #[error(transparent)]
+    Webhooks(#[from] WebhookConfigError),
 }
 
 impl GatewayConfig {
@@ -155,6 +161,7 @@ impl GatewayConfig {
                 return Err(ConfigError::BadConfirmation);
             }
         }
+        self.webhooks = self.webhooks.validated()?;
         Ok(self)
     }
 

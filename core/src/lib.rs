@@ -19,8 +19,12 @@ pub mod envelope;
 pub mod optout;
 pub mod phone;
 pub mod ratelimit;
+pub mod review;
 pub mod routing;
 pub mod session;
+pub mod signature;
+pub mod time;
+pub mod webhook;
 
 /// A machine-readable verdict on one piece of input: a stable `code`, a human `message`
 /// and, where it applies, the path of the offending field (`contact.phone`,

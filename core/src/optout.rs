@@ -62,12 +62,39 @@ pub struct Change {
     pub channel: Channel,
 }
 
+/// What Podium's contact record last said about this phone (`transactionalOptedOutAt`),
+/// kept beside our record so a disagreement (drift) is visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodiumView {
+    /// `Some(since)`: Podium has the phone opted out; `None`: it does not.
+    pub opted_out_at_ms: Option<i64>,
+    /// When Podium said so.
+    pub observed_ms: i64,
+}
+
+/// What Podium's view did to the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodiumOutcome {
+    /// The record changed to match Podium.
+    Applied,
+    /// Already in agreement (or an older report than one already seen).
+    Unchanged,
+    /// Podium says "not opted out" but our record holds an opt-out from another channel
+    /// (a STOP typed in the webchat Podium never saw): we keep the opt-out — texting
+    /// someone who said STOP is the one mistake that can't be undone — and report drift.
+    KeptOptOut,
+}
+
 /// The single opt-out record of one phone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptOutRecord {
     pub opted_out: bool,
     /// Newest last; bounded to the last [`MAX_HISTORY`] changes.
     pub history: Vec<Change>,
+    /// Podium's last word on this phone, if any webhook or read told us.
+    #[serde(default)]
+    pub podium: Option<PodiumView>,
 }
 
 /// Changes kept per phone.
@@ -84,6 +111,10 @@ impl OptOutRecord {
             at_ms,
             channel,
         };
+        // The same change reported twice (a webhook processed again) is one change.
+        if self.history.contains(&change) {
+            return false;
+        }
         let position = self
             .history
             .iter()
@@ -100,6 +131,54 @@ impl OptOutRecord {
         let flipped = self.opted_out != opted_out;
         self.opted_out = opted_out;
         flipped
+    }
+
+    /// Podium's contact record reports the phone's transactional opt-out state.
+    /// An opt-out is applied as of Podium's time. "Not opted out" only lifts an opt-out
+    /// that Podium itself set (it was lifted there); an opt-out from any other channel is
+    /// kept, and the disagreement is reported.
+    pub fn apply_podium(
+        &mut self,
+        opted_out_at_ms: Option<i64>,
+        observed_ms: i64,
+    ) -> PodiumOutcome {
+        if self
+            .podium
+            .is_some_and(|seen| seen.observed_ms > observed_ms)
+        {
+            return PodiumOutcome::Unchanged;
+        }
+        self.podium = Some(PodiumView {
+            opted_out_at_ms,
+            observed_ms,
+        });
+        match opted_out_at_ms {
+            Some(at) => {
+                if self.apply(true, at, Channel::Podium) {
+                    PodiumOutcome::Applied
+                } else {
+                    PodiumOutcome::Unchanged
+                }
+            }
+            None if !self.opted_out => PodiumOutcome::Unchanged,
+            None => match self.last_change() {
+                Some(c) if c.channel == Channel::Podium && c.at_ms <= observed_ms => {
+                    self.apply(false, observed_ms, Channel::Podium);
+                    PodiumOutcome::Applied
+                }
+                _ => PodiumOutcome::KeptOptOut,
+            },
+        }
+    }
+
+    /// Whether Podium's last word disagrees with our record, and how.
+    pub fn drift(&self) -> Option<&'static str> {
+        let podium_out = self.podium?.opted_out_at_ms.is_some();
+        match (self.opted_out, podium_out) {
+            (true, false) => Some("opted out here (not by Podium) but Podium's contact is not opted out: Podium may still text this phone from its own inbox"),
+            (false, true) => Some("Podium has the phone opted out but our record does not"),
+            _ => None,
+        }
     }
 
     /// The unified predicate: may any flow text this phone now?
@@ -164,6 +243,28 @@ mod tests {
         assert!(r.apply(false, 2_000, Channel::Sms));
         assert!(r.may_text());
         assert!(!r.apply(false, 3_000, Channel::Admin), "no flip");
+    }
+
+    #[test]
+    fn podium_view_opts_out_but_never_silently_opts_back_in() {
+        let mut r = OptOutRecord::default();
+        assert_eq!(r.apply_podium(None, 10), PodiumOutcome::Unchanged);
+        assert_eq!(r.drift(), None);
+        assert_eq!(r.apply_podium(Some(100), 110), PodiumOutcome::Applied);
+        assert!(!r.may_text());
+        assert_eq!(r.last_change().unwrap().channel, Channel::Podium);
+        assert_eq!(r.apply_podium(Some(100), 110), PodiumOutcome::Unchanged);
+        assert_eq!(r.history.len(), 1, "a repeated report is one change");
+        // Lifted in Podium: lifted here.
+        assert_eq!(r.apply_podium(None, 200), PodiumOutcome::Applied);
+        assert!(r.may_text());
+        // A STOP typed in the webchat is kept when Podium says "not opted out".
+        r.apply(true, 300, Channel::Webchat);
+        assert_eq!(r.apply_podium(None, 400), PodiumOutcome::KeptOptOut);
+        assert!(!r.may_text());
+        assert!(r.drift().is_some());
+        // An older report than one already seen changes nothing.
+        assert_eq!(r.apply_podium(Some(50), 60), PodiumOutcome::Unchanged);
     }
 
     #[test]

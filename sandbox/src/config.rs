@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::state::{SeedContact, Seeds, Settings};
+use crate::state::{DeliveryStatus, SeedContact, Seeds, Settings};
 use crate::util::is_e164;
 
 pub const DEFAULT_PORT: u16 = 8788;
@@ -101,6 +101,18 @@ pub struct ConfigFile {
     pub locations: Option<Vec<Value>>,
     /// Contacts present at start.
     pub contacts: Option<Vec<SeedContact>>,
+    /// `deliveryStatus` of new review invites (default "pending").
+    pub invite_initial_status: Option<DeliveryStatus>,
+    /// Where webhooks go from the start (and after every reset).
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `{"url": "http://127.0.0.1:8787/webhooks/podium", "secret": "…"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: String,
 }
 
 impl ConfigFile {
@@ -170,7 +182,14 @@ pub fn build(cli: &Cli, file: Option<ConfigFile>) -> Result<(Seeds, Settings), S
         }
         seeds.contacts = contacts;
     }
+    if let Some(w) = file.webhook {
+        seeds.webhook = Some(
+            crate::webhooks::parse_target(&w.url, &w.secret)
+                .map_err(|e| format!("config: webhook: {e}"))?,
+        );
+    }
     settings.rotate_refresh_tokens = file.rotate_refresh_tokens.unwrap_or(false);
+    settings.invite_initial_status = file.invite_initial_status.unwrap_or_default();
     settings.token_ttl_secs = cli
         .token_ttl_secs
         .or(file.token_ttl_secs)
@@ -252,6 +271,22 @@ mod tests {
         assert_eq!(seeds.locations[0]["displayName"], "X");
         assert!(seeds.contacts[0].opted_out);
         assert!(ConfigFile::parse(r#"{"typo":1}"#).is_err());
+        let hooks = ConfigFile::parse(
+            r#"{"invite_initial_status":"sent",
+                "webhook":{"url":"http://127.0.0.1:8787/webhooks/podium","secret":"s"}}"#,
+        )
+        .unwrap();
+        let (seeds, settings) = build(&cli, Some(hooks)).unwrap();
+        assert_eq!(settings.invite_initial_status, DeliveryStatus::Sent);
+        assert_eq!(
+            seeds.webhook.unwrap().url,
+            "http://127.0.0.1:8787/webhooks/podium"
+        );
+        assert!(ConfigFile::parse(r#"{"invite_initial_status":"read"}"#).is_err());
+        let remote =
+            ConfigFile::parse(r#"{"webhook":{"url":"https://example.com/","secret":"s"}}"#)
+                .unwrap();
+        assert!(build(&cli, Some(remote)).is_err());
         let bad = ConfigFile::parse(
             r#"{"contacts":[{"name":"A","phoneNumber":"+1","locations":["nope"]}]}"#,
         )

@@ -1,5 +1,6 @@
 //! Control routes under `/_sandbox` (no auth): inspect state, inject faults, reset, expire
-//! tokens, flip opt-outs, change settings, and receive alerts / hooks.
+//! tokens, flip opt-outs (optionally emitting `contact.updated`), change settings, and
+//! receive alerts / hooks. Invites, Shopify orders and webhooks have their own modules.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -13,8 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, MORE_INFO};
-use crate::state::{FaultResponse, FaultRule, Shared};
+use crate::state::{DeliveryStatus, FaultResponse, FaultRule, Shared};
 use crate::util::{now_ms, phone_from_param};
+use crate::webhooks::{emit_if_configured, Emission};
 
 /// Most responses one fault spec may queue.
 const MAX_FAULT_COUNT: u32 = 10_000;
@@ -53,6 +55,10 @@ pub async fn state(State(sb): State<Shared>) -> Json<Value> {
         "faults_pending": g.faults,
         "alerts": g.alerts,
         "hooks": g.hooks,
+        "invites": g.invites.iter().map(crate::state::Invite::to_json).collect::<Vec<_>>(),
+        "shopify_orders": g.orders,
+        "webhook_target": g.webhook.as_ref().map(|t| json!({ "url": t.url })),
+        "webhooks_sent": g.webhooks_sent,
         "settings": g.settings,
         "locations": sb.seeds.locations,
     }))
@@ -244,40 +250,102 @@ pub async fn expire_tokens(State(sb): State<Shared>) -> Json<Value> {
     Json(json!({ "expired": expired }))
 }
 
-fn set_opt_out(sb: &Shared, raw: &str, out: bool) -> Result<Json<Value>, ApiError> {
+/// Sets or clears the opt-out of every contact with this phone; with `emit`, sends
+/// `contact.updated` for the first of them (when a webhook target is configured).
+async fn set_opt_out(
+    sb: &Shared,
+    raw: &str,
+    out: bool,
+    body: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    let emit = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        crate::error::opt_bool(&crate::error::json_object(body)?, "emit")?.unwrap_or(false)
+    };
     let phone = phone_from_param(raw);
     let stamp = crate::util::iso(now_ms());
-    let mut g = sb.lock();
-    let mut touched = Vec::new();
-    for c in g
-        .contacts
-        .iter_mut()
-        .filter(|c| c.phone.as_ref() == Some(&phone))
-    {
-        c.opted_out_at = out.then(|| stamp.clone());
-        c.updated_at_ms = now_ms();
-        touched.push(c.to_json());
-    }
-    if touched.is_empty() {
+    let touched = {
+        let mut g = sb.lock();
+        let mut touched = Vec::new();
+        for c in g
+            .contacts
+            .iter_mut()
+            .filter(|c| c.phone.as_ref() == Some(&phone))
+        {
+            c.opted_out_at = out.then(|| stamp.clone());
+            c.updated_at_ms = now_ms();
+            touched.push(c.to_json());
+        }
+        touched
+    };
+    let Some(first) = touched.first() else {
         return Err(ApiError::not_found("no contact with that phone"));
+    };
+    if !emit {
+        return Ok(Json(json!({ "data": touched })));
     }
-    Ok(Json(json!({ "data": touched })))
+    let event = contact_updated(first, &phone, out.then_some(stamp.as_str()));
+    let trigger = if out { "opt_out" } else { "opt_in" };
+    let webhook =
+        match emit_if_configured(sb, Emission::new("contact.updated", event, trigger)).await {
+            Some(rec) => rec,
+            None => json!({ "error": "no webhook target configured (PUT /_sandbox/webhooks)" }),
+        };
+    Ok(Json(json!({ "data": touched, "webhook": webhook })))
 }
 
-/// `POST /_sandbox/contacts/{phone}/opt-out`.
+/// `contact.updated` data: the contact as the API shows it, with `phoneNumbers: [phone]`
+/// and the phone channel first carrying `transactionalOptedOutAt`.
+fn contact_updated(contact: &Value, phone: &str, opted_out_at: Option<&str>) -> Value {
+    let mut data = match contact {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let mut channels = vec![json!({
+        "type": "phone",
+        "identifier": phone,
+        "transactionalOptedOutAt": opted_out_at,
+    })];
+    if let Some(Value::Array(old)) = data.get("channels") {
+        for ch in old {
+            if ch.get("type").and_then(Value::as_str) == Some("phone")
+                && ch.get("identifier").and_then(Value::as_str) == Some(phone)
+            {
+                // Keep the other fields (marketing opt-ins) of the phone channel.
+                if let (Some(Value::Object(first)), Value::Object(rest)) =
+                    (channels.first_mut(), ch)
+                {
+                    for (k, v) in rest {
+                        first.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            } else {
+                channels.push(ch.clone());
+            }
+        }
+    }
+    data.insert("phoneNumbers".into(), json!([phone]));
+    data.insert("channels".into(), Value::Array(channels));
+    Value::Object(data)
+}
+
+/// `POST /_sandbox/contacts/{phone}/opt-out`, optional body `{"emit": true}`.
 pub async fn opt_out(
     State(sb): State<Shared>,
     Path(phone): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_opt_out(&sb, &phone, true)
+    set_opt_out(&sb, &phone, true, &body).await
 }
 
-/// `POST /_sandbox/contacts/{phone}/opt-in`.
+/// `POST /_sandbox/contacts/{phone}/opt-in`, optional body `{"emit": true}`.
 pub async fn opt_in(
     State(sb): State<Shared>,
     Path(phone): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_opt_out(&sb, &phone, false)
+    set_opt_out(&sb, &phone, false, &body).await
 }
 
 /// Settings that `POST /_sandbox/config` may change.
@@ -288,6 +356,7 @@ struct SettingsPatch {
     rate_limit_per_minute: Option<u32>,
     upsert_race_window_ms: Option<u64>,
     rotate_refresh_tokens: Option<bool>,
+    invite_initial_status: Option<DeliveryStatus>,
 }
 
 /// `GET /_sandbox/config`.
@@ -312,6 +381,9 @@ pub async fn set_config(State(sb): State<Shared>, body: Bytes) -> Result<Json<Va
     }
     if let Some(v) = p.rotate_refresh_tokens {
         s.rotate_refresh_tokens = v;
+    }
+    if let Some(v) = p.invite_initial_status {
+        s.invite_initial_status = v;
     }
     Ok(Json(json!({ "settings": g.settings })))
 }

@@ -78,6 +78,15 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// Podium refusing to text a contact whose phone channel is transactionally opted out.
+    pub fn opted_out() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "opted_out",
+            "the contact has opted out of messages on this channel",
+        )
+    }
+
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }

@@ -5,23 +5,27 @@
 //! [`router`] builds the axum app (drive it with `tower::ServiceExt::oneshot` in tests);
 //! [`serve`] runs it on a listener until a shutdown future completes.
 
+pub mod client;
 pub mod config;
 pub mod contacts;
 pub mod control;
 pub mod error;
 pub mod gate;
+pub mod invites;
 pub mod locations;
 pub mod messages;
 pub mod oauth;
+pub mod shopify;
 pub mod state;
 pub mod util;
+pub mod webhooks;
 
 use std::future::Future;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 pub use state::{Sandbox, Seeds, Settings, Shared};
@@ -57,7 +61,14 @@ pub fn router(sb: Shared) -> Router {
             post(messages::send_attachment).layer(DefaultBodyLimit::disable()),
         )
         .route("/v4/locations", get(locations::list))
-        .route("/v4/locations/{uid}", get(locations::get));
+        .route("/v4/locations/{uid}", get(locations::get))
+        .route("/v4/reviews/invites", post(invites::create))
+        .route("/v4/reviews/invites/{uid}", get(invites::get))
+        // `{id}.json`: the path parameter takes the whole segment; the handler strips it.
+        .route(
+            "/admin/api/{version}/orders/{file}",
+            get(shopify::get_order),
+        );
     let control = Router::new()
         .route("/_sandbox/health", get(control::health))
         .route("/_sandbox/state", get(control::state))
@@ -77,6 +88,17 @@ pub fn router(sb: Shared) -> Router {
             "/_sandbox/config",
             get(control::get_config).post(control::set_config),
         )
+        .route("/_sandbox/invites", get(invites::list))
+        .route("/_sandbox/invites/{uid}/status", post(invites::set_status))
+        .route("/_sandbox/shopify/orders", get(shopify::list_orders))
+        .route("/_sandbox/shopify/orders/{id}", put(shopify::put_order))
+        .route(
+            "/_sandbox/webhooks",
+            get(webhooks::get_target)
+                .put(webhooks::put_target)
+                .delete(webhooks::delete_target),
+        )
+        .route("/_sandbox/webhooks/emit", post(webhooks::emit_route))
         .route("/_sandbox/alerts", post(control::alert))
         .route("/_sandbox/hooks/{name}", post(control::hook));
     podium

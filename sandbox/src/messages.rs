@@ -105,11 +105,7 @@ fn record(sb: &Shared, m: MessageIn, attachment: Option<Value>) -> Result<Value,
         && !inbound_webchat
         && contact.is_some_and(|c| c.opted_out_at.is_some())
     {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "opted_out",
-            "the contact has opted out of messages on this channel",
-        ));
+        return Err(ApiError::opted_out());
     }
     let contact_uid = contact.map(|c| c.uid.clone());
     let uid = uuid();

@@ -1,12 +1,13 @@
-//! The sandbox's in-memory world: seeds, settings, tokens, contacts, messages, the request
-//! log and the queue of injected faults. One mutex, never held across an `.await`.
+//! The sandbox's in-memory world: seeds, settings, tokens, contacts, messages, review
+//! invites, Shopify orders, the webhook target and what was emitted to it, the request log
+//! and the queue of injected faults. One mutex, never held across an `.await`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::util::{iso, now_ms};
 
@@ -15,6 +16,40 @@ pub type Shared = Arc<Sandbox>;
 
 /// How many request records are kept (oldest dropped first).
 pub const MAX_REQUEST_RECORDS: usize = 10_000;
+/// How many emitted-webhook records are kept (oldest dropped first).
+pub const MAX_WEBHOOK_RECORDS: usize = 200;
+
+/// A review invite's `deliveryStatus`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    #[default]
+    Pending,
+    Sent,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "sent" => Some(Self::Sent),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
 
 /// Tunables; set at start (CLI / config file), changeable at run time through
 /// `POST /_sandbox/config`, restored by `POST /_sandbox/reset`.
@@ -28,6 +63,9 @@ pub struct Settings {
     pub upsert_race_window_ms: u64,
     /// Issue a new refresh token on every refresh (the old one stays valid 60 s).
     pub rotate_refresh_tokens: bool,
+    /// `deliveryStatus` of a newly created review invite.
+    #[serde(default)]
+    pub invite_initial_status: DeliveryStatus,
 }
 
 impl Default for Settings {
@@ -37,6 +75,7 @@ impl Default for Settings {
             rate_limit_per_minute: 300,
             upsert_race_window_ms: 25,
             rotate_refresh_tokens: false,
+            invite_initial_status: DeliveryStatus::Pending,
         }
     }
 }
@@ -66,6 +105,16 @@ pub struct Seeds {
     pub refresh_token: String,
     pub locations: Vec<Value>,
     pub contacts: Vec<SeedContact>,
+    /// Where webhooks go at start (and after a reset); `PUT /_sandbox/webhooks` changes it.
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// Where emitted webhooks are POSTed, and the secret that signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// An `http://` loopback URL (checked by [`crate::client::HttpUrl::parse`]).
+    pub url: String,
+    pub secret: String,
 }
 
 impl Default for Seeds {
@@ -76,6 +125,7 @@ impl Default for Seeds {
             refresh_token: "sandbox-refresh-token".into(),
             locations: default_locations(),
             contacts: Vec::new(),
+            webhook: None,
         }
     }
 }
@@ -200,6 +250,42 @@ impl Contact {
     }
 }
 
+/// A Podium review invite.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub uid: String,
+    pub location_uid: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// `customerName`, `reviewSiteUid`, `platform` and any other string field, as given.
+    pub fields: Map<String, Value>,
+    pub delivery_status: DeliveryStatus,
+    pub short_url: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Invite {
+    /// The API shape: the caller's extra fields, then the server's (which win).
+    pub fn to_json(&self) -> Value {
+        let mut map = self.fields.clone();
+        let fixed = json!({
+            "uid": self.uid,
+            "locationUid": self.location_uid,
+            "phoneNumber": self.phone,
+            "email": self.email,
+            "deliveryStatus": self.delivery_status,
+            "shortUrl": self.short_url,
+            "createdAt": iso(self.created_at_ms),
+            "updatedAt": iso(self.updated_at_ms),
+        });
+        if let Value::Object(f) = fixed {
+            map.extend(f);
+        }
+        Value::Object(map)
+    }
+}
+
 /// One injected response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +362,12 @@ pub struct Inner {
     pub faults: Vec<FaultRule>,
     pub alerts: Vec<Value>,
     pub hooks: Vec<Value>,
+    pub invites: Vec<Invite>,
+    /// Shopify orders (`{"id": …, …}` objects), in creation order.
+    pub orders: Vec<Map<String, Value>>,
+    pub webhook: Option<WebhookTarget>,
+    /// The last [`MAX_WEBHOOK_RECORDS`] emitted webhooks with their answers.
+    pub webhooks_sent: VecDeque<Value>,
     /// access token → instants of its requests in the last minute.
     pub rate: HashMap<String, VecDeque<Instant>>,
     pub next_seq: u64,
@@ -311,6 +403,26 @@ impl Inner {
             self.faults.remove(idx);
         }
         resp
+    }
+
+    pub fn invite(&self, uid: &str) -> Option<usize> {
+        self.invites.iter().position(|i| i.uid == uid)
+    }
+
+    /// Index of the Shopify order whose `id` is written `id` (number or string).
+    pub fn order(&self, id: &str) -> Option<usize> {
+        self.orders.iter().position(|o| match o.get("id") {
+            Some(Value::String(s)) => s == id,
+            Some(Value::Number(n)) => n.to_string() == id,
+            _ => false,
+        })
+    }
+
+    pub fn record_webhook(&mut self, rec: Value) {
+        while self.webhooks_sent.len() >= MAX_WEBHOOK_RECORDS {
+            self.webhooks_sent.pop_front();
+        }
+        self.webhooks_sent.push_back(rec);
     }
 
     pub fn record(&mut self, rec: RequestRecord) {
@@ -383,6 +495,7 @@ impl Sandbox {
             tokens,
             refresh_tokens: refresh,
             next_seq,
+            webhook: self.seeds.webhook.clone(),
             ..Inner::default()
         };
         g.refresh_tokens

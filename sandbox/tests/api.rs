@@ -1020,6 +1020,9 @@ async fn reset_returns_to_seeds() {
         "faults_pending",
         "alerts",
         "hooks",
+        "invites",
+        "shopify_orders",
+        "webhooks_sent",
     ] {
         assert_eq!(s[key], json!([]), "{key}");
     }
@@ -1114,4 +1117,861 @@ async fn unknown_routes_methods_and_receivers() {
         s["requests"].as_array().unwrap().last().unwrap()["podium_version"],
         Value::Null
     );
+}
+
+// ---------------------------------------------------------------- Shopify orders
+
+const ORDER_PATH: &str = "/admin/api/2024-10/orders/5551234.json";
+
+async fn shopify_get(t: &T, path: &str, token: Option<&str>) -> Resp {
+    let mut b = Request::builder().uri(path);
+    if let Some(tok) = token {
+        b = b.header("X-Shopify-Access-Token", tok);
+    }
+    t.send(b.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn shopify_orders_token_404_create_merge_and_list() {
+    let t = T::new();
+    for tok in [None, Some(""), Some("  ")] {
+        let r = shopify_get(&t, ORDER_PATH, tok).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{tok:?}");
+        assert_eq!(
+            r.json,
+            json!({"errors": "[API] Invalid API key or access token"})
+        );
+    }
+    let r = shopify_get(&t, ORDER_PATH, Some("shpat_x")).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::NOT_FOUND, json!({"errors": "Not Found"}))
+    );
+
+    let put = t
+        .call(
+            "PUT",
+            "/_sandbox/shopify/orders/5551234",
+            None,
+            Some(json!({"phone": PHONE, "customer": {"phone": PHONE}})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.json);
+    assert_eq!(put.json["created"], true);
+    let r = shopify_get(&t, ORDER_PATH, Some("shpat_x")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let o = &r.json["order"];
+    assert_eq!(o["id"], 5_551_234);
+    assert_eq!(o["name"], "#5551234");
+    assert_eq!(o["phone"], PHONE);
+    assert_eq!(o["email"], Value::Null);
+    assert_eq!(o["financial_status"], "paid");
+    assert_eq!(o["cancelled_at"], Value::Null);
+    assert_eq!(o["fulfillment_status"], Value::Null);
+    assert_eq!(o["customer"], json!({"phone": PHONE}));
+    assert_eq!(o["shipping_address"], Value::Null);
+    assert_eq!(o["billing_address"], Value::Null);
+    assert!(o["updated_at"].as_str().unwrap().ends_with('Z'));
+
+    // Partial fields merge; nested objects merge key by key; the path id wins.
+    let put = t
+        .call(
+            "PUT",
+            "/_sandbox/shopify/orders/5551234",
+            None,
+            Some(json!({"id": 1, "financial_status": "refunded", "cancelled_at": "2024-05-01T10:00:00Z",
+                        "fulfillment_status": "fulfilled", "shipping_address": {"phone": "+61400000001"},
+                        "customer": {"email": "ada@example.com"}, "tags": "vip"})),
+        )
+        .await;
+    assert_eq!(
+        (put.status, &put.json["created"]),
+        (StatusCode::OK, &json!(false))
+    );
+    let o = shopify_get(&t, ORDER_PATH, Some("t")).await.json["order"].clone();
+    assert_eq!(o["id"], 5_551_234);
+    assert_eq!(o["financial_status"], "refunded");
+    assert_eq!(o["cancelled_at"], "2024-05-01T10:00:00Z");
+    assert_eq!(o["shipping_address"]["phone"], "+61400000001");
+    assert_eq!(
+        o["customer"],
+        json!({"phone": PHONE, "email": "ada@example.com"})
+    );
+    assert_eq!(o["tags"], "vip");
+    assert_eq!(o["phone"], PHONE);
+    t.call(
+        "PUT",
+        "/_sandbox/shopify/orders/5551234",
+        None,
+        Some(json!({"cancelled_at": null, "phone": null})),
+    )
+    .await;
+    let o = shopify_get(&t, ORDER_PATH, Some("t")).await.json["order"].clone();
+    assert_eq!(
+        (&o["cancelled_at"], &o["phone"]),
+        (&Value::Null, &Value::Null)
+    );
+
+    // Non-numeric ids, other API versions, a path without `.json`.
+    t.call(
+        "PUT",
+        "/_sandbox/shopify/orders/gid-7",
+        None,
+        Some(json!({})),
+    )
+    .await;
+    let r = shopify_get(&t, "/admin/api/2025-01/orders/gid-7.json", Some("t")).await;
+    assert_eq!(r.json["order"]["id"], "gid-7");
+    let r = shopify_get(&t, "/admin/api/2024-10/orders/5551234", Some("t")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let listed = t.call("GET", "/_sandbox/shopify/orders", None, None).await;
+    let ids: Vec<_> = listed.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(5_551_234), json!("gid-7")]);
+
+    for bad in [
+        json!({"financial_status": 3}),
+        json!({"phone": 61_400_000_000_u64}),
+        json!({"customer": "x"}),
+        json!({"shipping_address": {"phone": 1}}),
+        json!([]),
+    ] {
+        let r = t
+            .call("PUT", "/_sandbox/shopify/orders/9", None, Some(bad.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.json["code"], "invalid_request");
+    }
+
+    // Faults apply to Shopify routes like to any other; requests are recorded.
+    t.call(
+        "POST",
+        "/_sandbox/faults",
+        None,
+        Some(
+            json!({"method": "GET", "path": "/admin/api/*", "status": 503,
+                    "body": {"errors": "Service Unavailable"}}),
+        ),
+    )
+    .await;
+    let r = shopify_get(&t, ORDER_PATH, Some("t")).await;
+    assert_eq!(
+        (r.status, r.json),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"errors": "Service Unavailable"})
+        )
+    );
+    assert_eq!(
+        shopify_get(&t, ORDER_PATH, Some("t")).await.status,
+        StatusCode::OK
+    );
+    let s = t.state().await;
+    assert!(s["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["path"] == ORDER_PATH && r["faulted"] == true));
+    assert_eq!(s["shopify_orders"].as_array().unwrap().len(), 2);
+    t.call("POST", "/_sandbox/reset", None, None).await;
+    assert_eq!(
+        shopify_get(&t, ORDER_PATH, Some("t")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+// ---------------------------------------------------------------- review invites
+
+async fn invite(t: &T, tok: &str, body: Value) -> Resp {
+    t.call("POST", "/v4/reviews/invites", Some(tok), Some(body))
+        .await
+}
+
+#[tokio::test]
+async fn review_invites_create_get_validate_opt_out_and_status() {
+    let t = T::with(settings(|s| s.upsert_race_window_ms = 0));
+    let tok = t.token().await;
+    let r = invite(
+        &t,
+        &tok,
+        json!({"locationUid": "loc_sydney", "phoneNumber": PHONE, "customerName": "Ada",
+               "reviewSiteUid": "site_google", "platform": "google", "orderId": "5551234"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let d = r.json["data"].clone();
+    let uid = d["uid"].as_str().unwrap().to_owned();
+    assert_eq!(d["locationUid"], "loc_sydney");
+    assert_eq!(d["phoneNumber"], PHONE);
+    assert_eq!(d["email"], Value::Null);
+    assert_eq!(d["deliveryStatus"], "pending");
+    assert_eq!(d["customerName"], "Ada");
+    assert_eq!(d["reviewSiteUid"], "site_google");
+    assert_eq!(d["platform"], "google");
+    assert_eq!(d["orderId"], "5551234");
+    let short = d["shortUrl"].as_str().unwrap();
+    assert!(short.len() > "https://pdm.sh/".len() && short.starts_with("https://pdm.sh/"));
+    assert!(d["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(d["createdAt"], d["updatedAt"]);
+
+    let g = t
+        .call(
+            "GET",
+            &format!("/v4/reviews/invites/{uid}"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!((g.status, &g.json["data"]), (StatusCode::OK, &d));
+    let missing = t
+        .call("GET", "/v4/reviews/invites/nope", Some(&tok), None)
+        .await;
+    assert_eq!(
+        (missing.status, missing.json["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let unauthorized = t
+        .call("POST", "/v4/reviews/invites", None, Some(json!({})))
+        .await;
+    assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
+
+    let by_email = invite(
+        &t,
+        &tok,
+        json!({"locationUid": "loc_burleigh", "email": "bo@example.com"}),
+    )
+    .await;
+    assert_eq!(by_email.status, StatusCode::CREATED);
+    assert_eq!(by_email.json["data"]["email"], "bo@example.com");
+    assert_eq!(by_email.json["data"]["phoneNumber"], Value::Null);
+
+    for (body, code) in [
+        (json!({"phoneNumber": PHONE}), "invalid_request"),
+        (json!({"locationUid": "loc_sydney"}), "invalid_request"),
+        (
+            json!({"locationUid": "loc_sydney", "phoneNumber": PHONE, "email": "a@b.co"}),
+            "invalid_request",
+        ),
+        (
+            json!({"locationUid": "loc_sydney", "phoneNumber": "0412345678"}),
+            "invalid_request",
+        ),
+        (
+            json!({"locationUid": "loc_sydney", "email": "nope"}),
+            "invalid_request",
+        ),
+        (
+            json!({"locationUid": "loc_sydney", "phoneNumber": PHONE, "customerName": 7}),
+            "invalid_request",
+        ),
+        (
+            json!({"locationUid": "loc_mars", "phoneNumber": PHONE}),
+            "invalid_location",
+        ),
+        (json!([1]), "invalid_request"),
+    ] {
+        let r = invite(&t, &tok, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.json["code"], code, "{body}");
+        assert!(r.json["moreInfo"].is_string());
+    }
+
+    // An opted-out phone is refused like an outbound text.
+    t.create_contact(&tok, PHONE, "loc_sydney").await;
+    t.call(
+        "POST",
+        "/_sandbox/contacts/%2B61412345678/opt-out",
+        None,
+        None,
+    )
+    .await;
+    let refused = invite(
+        &t,
+        &tok,
+        json!({"locationUid": "loc_sydney", "phoneNumber": PHONE}),
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.json["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("opted_out"))
+    );
+
+    // The initial status is a setting.
+    let c = t
+        .call(
+            "POST",
+            "/_sandbox/config",
+            None,
+            Some(json!({"invite_initial_status": "sent"})),
+        )
+        .await;
+    assert_eq!(c.json["settings"]["invite_initial_status"], "sent");
+    let sent = invite(
+        &t,
+        &tok,
+        json!({"locationUid": "loc_sydney", "phoneNumber": "+61498765432"}),
+    )
+    .await;
+    assert_eq!(sent.json["data"]["deliveryStatus"], "sent");
+    let bad = t
+        .call(
+            "POST",
+            "/_sandbox/config",
+            None,
+            Some(json!({"invite_initial_status": "read"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Control: list in order, set a status (no webhook target: nothing emitted).
+    let listed = t.call("GET", "/_sandbox/invites", None, None).await;
+    let uids: Vec<_> = listed.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["uid"].clone())
+        .collect();
+    assert_eq!(uids.len(), 3);
+    assert_eq!(uids[0], uid.as_str());
+    let path = format!("/_sandbox/invites/{uid}/status");
+    let st = t
+        .call(
+            "POST",
+            &path,
+            None,
+            Some(json!({"deliveryStatus": "delivered"})),
+        )
+        .await;
+    assert_eq!(st.status, StatusCode::OK);
+    assert_eq!(st.json["changed"], true);
+    assert_eq!(st.json["webhook"], Value::Null);
+    assert_eq!(st.json["data"]["deliveryStatus"], "delivered");
+    let g = t
+        .call(
+            "GET",
+            &format!("/v4/reviews/invites/{uid}"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(g.json["data"]["deliveryStatus"], "delivered");
+    let same = t
+        .call(
+            "POST",
+            &path,
+            None,
+            Some(json!({"deliveryStatus": "delivered"})),
+        )
+        .await;
+    assert_eq!(same.json["changed"], false);
+    for bad in [
+        json!({"deliveryStatus": "read"}),
+        json!({}),
+        json!({"deliveryStatus": 1}),
+    ] {
+        let r = t.call("POST", &path, None, Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = t
+        .call(
+            "POST",
+            "/_sandbox/invites/nope/status",
+            None,
+            Some(json!({"deliveryStatus": "sent"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    t.call("POST", "/_sandbox/reset", None, None).await;
+    let s = t.state().await;
+    assert_eq!(s["invites"], json!([]));
+    assert_eq!(s["settings"]["invite_initial_status"], "pending");
+}
+
+// ---------------------------------------------------------------- webhook emitter
+
+/// One request as a webhook receiver saw it.
+#[derive(Debug, Clone)]
+struct Received {
+    request_line: String,
+    headers: std::collections::HashMap<String, String>,
+    body: String,
+}
+
+/// A loopback HTTP server that records each request and answers every one with `answer`
+/// (a complete raw HTTP response), closing the connection after.
+async fn receiver(
+    answer: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/podium", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let got2 = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i;
+                }
+                assert!(n > 0, "closed before the head");
+            };
+            let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+            let mut lines = head.split("\r\n");
+            let request_line = lines.next().unwrap().to_owned();
+            let headers: std::collections::HashMap<String, String> = lines
+                .map(|l| {
+                    let (k, v) = l.split_once(':').unwrap();
+                    (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+                })
+                .collect();
+            let len: usize = headers["content-length"].parse().unwrap();
+            while buf.len() < head_end + 4 + len {
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed inside the body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = String::from_utf8(buf[head_end + 4..head_end + 4 + len].to_vec()).unwrap();
+            got2.lock().unwrap().push(Received {
+                request_line,
+                headers,
+                body,
+            });
+            s.write_all(answer.as_bytes()).await.unwrap();
+            let _ = s.shutdown().await;
+        }
+    });
+    (url, got)
+}
+
+const JSON_200: &str =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"received\":1}\n";
+
+fn hmac_hex(secret: &str, msg: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(msg.as_bytes());
+    podium_sandbox::util::hex(&mac.finalize().into_bytes())
+}
+
+/// A loopback port nothing listens on.
+async fn closed_port_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/webhooks/podium")
+}
+
+#[tokio::test]
+async fn webhook_target_validation_and_emit_without_target() {
+    let t = T::new();
+    let none = t
+        .call(
+            "POST",
+            "/_sandbox/webhooks/emit",
+            None,
+            Some(json!({"event_type": "message.received", "data": {}})),
+        )
+        .await;
+    assert_eq!(
+        (none.status, none.json["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_webhook_target"))
+    );
+    for bad in [
+        json!({"url": "https://127.0.0.1:8787/webhooks/podium", "secret": "s"}),
+        json!({"url": "http://example.com/webhooks/podium", "secret": "s"}),
+        json!({"url": "http://127.0.0.1:8787/webhooks/podium", "secret": ""}),
+        json!({"url": "http://127.0.0.1:8787/webhooks/podium"}),
+        json!({"url": "http://127.0.0.1:8787/", "secret": "s", "typo": 1}),
+    ] {
+        let r = t
+            .call("PUT", "/_sandbox/webhooks", None, Some(bad.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.json["code"], "invalid_request");
+    }
+    let ok = t
+        .call(
+            "PUT",
+            "/_sandbox/webhooks",
+            None,
+            Some(json!({"url": "http://localhost:8787/webhooks/podium", "secret": "s"})),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        ok.json["target"],
+        json!({"url": "http://localhost:8787/webhooks/podium", "secret_set": true})
+    );
+    for bad in [
+        json!({"data": {}}),
+        json!({"event_type": "x"}),
+        json!({"event_type": "x", "data": {}, "signature_encoding": "hexx"}),
+        json!({"event_type": "x", "data": {}, "timestamp_ms": 1.5}),
+        json!({"event_type": "x", "data": {}, "signature": "a\r\nb"}),
+        json!({"event_type": "x", "data": {}, "nope": 1}),
+    ] {
+        let r = t
+            .call("POST", "/_sandbox/webhooks/emit", None, Some(bad.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let del = t.call("DELETE", "/_sandbox/webhooks", None, None).await;
+    assert_eq!(del.json["removed"], true);
+    assert_eq!(
+        t.call("GET", "/_sandbox/webhooks", None, None).await.json["target"],
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn emit_signs_posts_and_records_the_answer() {
+    let t = T::new();
+    let (url, got) = receiver(JSON_200).await;
+    t.call(
+        "PUT",
+        "/_sandbox/webhooks",
+        None,
+        Some(json!({"url": url, "secret": "whsec-podium"})),
+    )
+    .await;
+    let data =
+        json!({"uid": "msg_1", "body": "hi", "conversation": {"channel": {"identifier": PHONE}}});
+    let r = t
+        .call(
+            "POST",
+            "/_sandbox/webhooks/emit",
+            None,
+            Some(json!({"event_type": "message.received", "data": data, "timestamp_ms": 1_620_771_659_663_u64})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["status"], 200);
+    assert_eq!(r.json["body"], json!({"received": 1}));
+    assert_eq!(r.json["error"], Value::Null);
+    let sent_body = r.json["sent"]["body"].as_str().unwrap().to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&sent_body).unwrap(),
+        json!({"data": data, "metadata": {"event_type": "message.received", "version": "2021.04.01"}})
+    );
+    let want_sig = hmac_hex("whsec-podium", &format!("1620771659663.{sent_body}"));
+    assert_eq!(
+        r.json["sent"]["headers"]["podium-timestamp"],
+        "1620771659663"
+    );
+    assert_eq!(
+        r.json["sent"]["headers"]["podium-signature"],
+        want_sig.as_str()
+    );
+
+    let seen = got.lock().unwrap()[0].clone();
+    assert_eq!(seen.request_line, "POST /webhooks/podium HTTP/1.1");
+    assert_eq!(seen.body, sent_body, "the exact bytes that were signed");
+    assert_eq!(seen.headers["content-type"], "application/json");
+    assert_eq!(seen.headers["podium-timestamp"], "1620771659663");
+    assert_eq!(seen.headers["podium-signature"], want_sig);
+    assert_eq!(seen.headers["connection"], "close");
+
+    // Base64, a default (current) timestamp, an override secret and a verbatim signature.
+    let before = podium_sandbox::util::now_ms();
+    let r = t
+        .call(
+            "POST",
+            "/_sandbox/webhooks/emit",
+            None,
+            Some(json!({"event_type": "review.created", "data": {"rating": 5}, "signature_encoding": "base64"})),
+        )
+        .await;
+    let ts: i64 = r.json["sent"]["headers"]["podium-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ts >= before && ts <= podium_sandbox::util::now_ms());
+    let sig = r.json["sent"]["headers"]["podium-signature"]
+        .as_str()
+        .unwrap();
+    let body = r.json["sent"]["body"].as_str().unwrap();
+    let raw = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec-podium").unwrap();
+        mac.update(format!("{ts}.{body}").as_bytes());
+        mac.finalize().into_bytes()
+    };
+    assert_eq!(sig, podium_sandbox::webhooks::base64(&raw));
+    assert_eq!(sig.len(), 44);
+    let r = t
+        .call(
+            "POST",
+            "/_sandbox/webhooks/emit",
+            None,
+            Some(
+                json!({"event_type": "x", "data": null, "timestamp_ms": "abc", "secret": "wrong"}),
+            ),
+        )
+        .await;
+    let body = r.json["sent"]["body"].as_str().unwrap();
+    assert_eq!(
+        r.json["sent"]["headers"]["podium-signature"],
+        hmac_hex("wrong", &format!("abc.{body}")).as_str()
+    );
+    let r = t
+        .call(
+            "POST",
+            "/_sandbox/webhooks/emit",
+            None,
+            Some(json!({"event_type": "x", "data": {}, "signature": "deadbeef"})),
+        )
+        .await;
+    assert_eq!(
+        got.lock().unwrap()[3].headers["podium-signature"],
+        "deadbeef"
+    );
+    assert_eq!(r.json["sent"]["headers"]["podium-signature"], "deadbeef");
+
+    let s = t.state().await;
+    let sent = s["webhooks_sent"].as_array().unwrap();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(sent[0]["event_type"], "message.received");
+    assert_eq!(sent[0]["trigger"], "emit");
+    assert_eq!(sent[0]["status"], 200);
+    assert_eq!(s["webhook_target"]["url"], url.as_str());
+    assert_eq!(s["requests"], json!([]), "control routes are not recorded");
+}
+
+#[tokio::test]
+async fn emit_reads_chunked_and_text_answers_and_records_failures() {
+    let t = T::new();
+    let (url, _) = receiver(
+        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+         b\r\n{\"error\":\"b\r\n9\r\nad_sig\"}\n\r\n0\r\n\r\n",
+    )
+    .await;
+    t.call(
+        "PUT",
+        "/_sandbox/webhooks",
+        None,
+        Some(json!({"url": url, "secret": "s"})),
+    )
+    .await;
+    let emit = json!({"event_type": "message.received", "data": {}});
+    let r = t
+        .call("POST", "/_sandbox/webhooks/emit", None, Some(emit.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        (r.json["status"].as_u64(), &r.json["body"]),
+        (Some(401), &json!({"error": "bad_sig"}))
+    );
+
+    let (url, _) =
+        receiver("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\nboom")
+            .await;
+    t.call(
+        "PUT",
+        "/_sandbox/webhooks",
+        None,
+        Some(json!({"url": url, "secret": "s"})),
+    )
+    .await;
+    let r = t
+        .call("POST", "/_sandbox/webhooks/emit", None, Some(emit.clone()))
+        .await;
+    assert_eq!(
+        (r.json["status"].as_u64(), &r.json["body"]),
+        (Some(500), &json!("boom"))
+    );
+
+    // Nobody listening: 502, recorded with the error, the sandbox carries on.
+    let url = closed_port_url().await;
+    t.call(
+        "PUT",
+        "/_sandbox/webhooks",
+        None,
+        Some(json!({"url": url, "secret": "s"})),
+    )
+    .await;
+    let r = t
+        .call("POST", "/_sandbox/webhooks/emit", None, Some(emit.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(r.json["status"], Value::Null);
+    assert!(
+        r.json["error"].as_str().unwrap().contains("connect"),
+        "{}",
+        r.json
+    );
+    assert!(r.json["sent"]["headers"]["podium-signature"].is_string());
+
+    // Only the last 200 are kept.
+    for _ in 0..200 {
+        t.call("POST", "/_sandbox/webhooks/emit", None, Some(emit.clone()))
+            .await;
+    }
+    let s = t.state().await;
+    let sent = s["webhooks_sent"].as_array().unwrap();
+    assert_eq!(sent.len(), 200);
+    assert!(sent.iter().all(|w| w["status"].is_null()));
+    assert_eq!(
+        t.call("GET", "/_sandbox/health", None, None).await.status,
+        StatusCode::OK
+    );
+    t.call("POST", "/_sandbox/reset", None, None).await;
+    let s = t.state().await;
+    assert_eq!(
+        (&s["webhooks_sent"], &s["webhook_target"]),
+        (&json!([]), &Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn invite_status_and_opt_out_emit_webhooks() {
+    let t = T::with(settings(|s| s.upsert_race_window_ms = 0));
+    let tok = t.token().await;
+    let (url, got) = receiver(JSON_200).await;
+    t.call(
+        "PUT",
+        "/_sandbox/webhooks",
+        None,
+        Some(json!({"url": url, "secret": "s"})),
+    )
+    .await;
+    let inv = invite(
+        &t,
+        &tok,
+        json!({"locationUid": "loc_sydney", "phoneNumber": PHONE}),
+    )
+    .await;
+    let uid = inv.json["data"]["uid"].as_str().unwrap().to_owned();
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "creating an invite emits nothing"
+    );
+    let path = format!("/_sandbox/invites/{uid}/status");
+    let st = t
+        .call(
+            "POST",
+            &path,
+            None,
+            Some(json!({"deliveryStatus": "failed"})),
+        )
+        .await;
+    assert_eq!(st.json["webhook"]["status"], 200);
+    let seen = got.lock().unwrap()[0].clone();
+    let body: Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!(body["metadata"]["event_type"], "review.invite_link_updated");
+    assert_eq!(body["metadata"]["version"], "2021.04.01");
+    assert_eq!(
+        body["data"],
+        json!({"uid": uid, "locationUid": "loc_sydney", "phoneNumber": PHONE,
+               "deliveryStatus": "failed", "updatedAt": st.json["data"]["updatedAt"]})
+    );
+    let ts = &seen.headers["podium-timestamp"];
+    assert_eq!(
+        seen.headers["podium-signature"],
+        hmac_hex("s", &format!("{ts}.{}", seen.body))
+    );
+    // No change, no webhook.
+    let same = t
+        .call(
+            "POST",
+            &path,
+            None,
+            Some(json!({"deliveryStatus": "failed"})),
+        )
+        .await;
+    assert_eq!(same.json["webhook"], Value::Null);
+    assert_eq!(got.lock().unwrap().len(), 1);
+
+    // Opt-out / opt-in with emit: contact.updated; without: nothing.
+    t.create_contact(&tok, PHONE, "loc_sydney").await;
+    t.call(
+        "POST",
+        "/_sandbox/contacts/%2B61412345678/opt-out",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(got.lock().unwrap().len(), 1);
+    let out = t
+        .call(
+            "POST",
+            "/_sandbox/contacts/%2B61412345678/opt-out",
+            None,
+            Some(json!({"emit": true})),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert_eq!(out.json["webhook"]["status"], 200);
+    let body: Value = serde_json::from_str(&got.lock().unwrap()[1].body).unwrap();
+    assert_eq!(body["metadata"]["event_type"], "contact.updated");
+    assert_eq!(body["data"]["phoneNumbers"], json!([PHONE]));
+    let ch = &body["data"]["channels"][0];
+    assert_eq!(
+        (&ch["type"], &ch["identifier"]),
+        (&json!("phone"), &json!(PHONE))
+    );
+    let stamp = ch["transactionalOptedOutAt"].as_str().unwrap();
+    assert!(stamp.ends_with('Z') && stamp.contains('T'));
+    assert_eq!(
+        out.json["data"][0]["channels"][0]["transactionalOptedOutAt"],
+        stamp
+    );
+    t.call(
+        "POST",
+        "/_sandbox/contacts/+61412345678/opt-in",
+        None,
+        Some(json!({"emit": true})),
+    )
+    .await;
+    let body: Value = serde_json::from_str(&got.lock().unwrap()[2].body).unwrap();
+    assert_eq!(
+        body["data"]["channels"][0]["transactionalOptedOutAt"],
+        Value::Null
+    );
+    let bad = t
+        .call(
+            "POST",
+            "/_sandbox/contacts/+61412345678/opt-in",
+            None,
+            Some(json!({"emit": "yes"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let triggers: Vec<_> = t.state().await["webhooks_sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["trigger"].clone())
+        .collect();
+    assert_eq!(
+        triggers,
+        vec![json!("invite_status"), json!("opt_out"), json!("opt_in")]
+    );
+
+    // Without a target: the opt-out still happens, the answer says nothing was sent.
+    t.call("DELETE", "/_sandbox/webhooks", None, None).await;
+    let out = t
+        .call(
+            "POST",
+            "/_sandbox/contacts/%2B61412345678/opt-out",
+            None,
+            Some(json!({"emit": true})),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert!(out.json["webhook"]["error"].is_string());
+    assert_eq!(got.lock().unwrap().len(), 3);
 }

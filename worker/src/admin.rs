@@ -16,6 +16,7 @@ use crate::objects::ledger::{self, DeadLetter, Fallback};
 use crate::objects::{optout, token};
 use crate::rpc;
 use crate::settings::Settings;
+use crate::webhooks;
 
 /// Refuse unless `Authorization: Bearer <ADMIN_TOKEN>`; no token configured refuses all.
 pub fn authorize(req: &Request, settings: &Settings) -> Result<(), AppError> {
@@ -78,7 +79,7 @@ pub async fn dead_letters(env: &Env) -> Result<Response, AppError> {
 
 /// `POST /admin/dead-letters/{id}/replay`: back into the phone's outbox; the letter is
 /// removed only once the job is queued again.
-pub async fn replay(env: &Env, id: &str) -> Result<Response, AppError> {
+pub async fn replay(env: &Env, settings: &Settings, id: &str) -> Result<Response, AppError> {
     let letter: Option<DeadLetter> = rpc::call(
         env,
         ledger::BINDING,
@@ -90,6 +91,20 @@ pub async fn replay(env: &Env, id: &str) -> Result<Response, AppError> {
     let Some(letter) = letter else {
         return Err(AppError::NotFound("no such dead letter"));
     };
+    if letter.job.get("kind").and_then(Value::as_str) == Some("webhook") {
+        let shard = webhooks::requeue(env, settings, &letter.job).await?;
+        rpc::call::<_, Value>(
+            env,
+            ledger::BINDING,
+            ledger::NAME,
+            "dead_letter.delete",
+            &json!({"id": id}),
+        )
+        .await?;
+        return Ok(
+            Response::from_json(&json!({"replayed": id, "webhook_shard": shard}))?.with_status(202),
+        );
+    }
     let queued: Value = rpc::call(
         env,
         contact::BINDING,
@@ -239,11 +254,61 @@ pub async fn reroute(
 }
 
 /// `GET /admin/metrics`: counters and the token holder's state.
-pub async fn metrics(env: &Env) -> Result<Response, AppError> {
+pub async fn metrics(env: &Env, settings: &Settings) -> Result<Response, AppError> {
     let counters: Value =
         rpc::call(env, ledger::BINDING, ledger::NAME, "counters", &json!({})).await?;
     let token: Value = rpc::call(env, token::BINDING, token::NAME, "status", &json!({})).await?;
-    Ok(Response::from_json(
-        &json!({"counters": counters.get("counters"), "podium_token": token}),
-    )?)
+    let webhooks = webhooks::counters(env, settings).await?;
+    Ok(Response::from_json(&json!({
+        "counters": counters.get("counters"),
+        "webhooks": webhook_summary(counters.get("counters"), &webhooks),
+        "podium_token": token,
+    }))?)
+}
+
+/// Per scheme: received (= verified + duplicate + rejected), verified (new events),
+/// duplicate, rejected by reason, processed, retried, failed, ignored.
+fn webhook_summary(ledger_counters: Option<&Value>, shards: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for scheme in gateway_core::webhook::SCHEMES {
+        let name = scheme.as_str();
+        let shard = |what: &str| {
+            shards
+                .pointer(&format!("/counters/{name}.{what}"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        let prefix = format!("webhook:{name}:rejected:");
+        let mut rejected = serde_json::Map::new();
+        let mut rejected_total = 0_i64;
+        if let Some(map) = ledger_counters.and_then(Value::as_object) {
+            for (k, v) in map {
+                if let Some(reason) = k.strip_prefix(&prefix) {
+                    let n = v.as_i64().unwrap_or(0);
+                    rejected_total = rejected_total.saturating_add(n);
+                    rejected.insert(reason.to_owned(), json!(n));
+                }
+            }
+        }
+        let (verified, duplicate) = (shard("verified"), shard("duplicate"));
+        out.insert(
+            name.to_owned(),
+            json!({
+                "received": verified + duplicate + rejected_total,
+                "verified": verified,
+                "duplicate": duplicate,
+                "rejected": rejected_total,
+                "rejected_by_reason": rejected,
+                "processed": shard("processed"),
+                "retried": shard("retried"),
+                "failed": shard("failed"),
+                "ignored": shard("ignored"),
+            }),
+        );
+    }
+    out.insert(
+        "stored".into(),
+        shards.get("stored").cloned().unwrap_or(Value::Null),
+    );
+    Value::Object(out)
 }

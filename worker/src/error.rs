@@ -1,5 +1,6 @@
 //! The one place where errors become HTTP responses: `{error:{code,message,field}}`.
 
+use gateway_core::signature::SignatureError;
 use gateway_core::Problem;
 use serde_json::json;
 use worker::{Response, Result};
@@ -26,6 +27,10 @@ pub enum AppError {
     /// missing.
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    /// A webhook that is not provably from its provider (or a route with no secret
+    /// configured, which refuses everything).
+    #[error("{0}")]
+    Signature(SignatureError),
     /// Missing or wrong admin credentials.
     #[error("a valid admin bearer token is required")]
     Unauthorized,
@@ -78,6 +83,7 @@ impl AppError {
             | AppError::Forbidden { code, .. } => code,
             AppError::BadRequest(p) => p.code,
             AppError::Invalid(problems) => problems.first().map_or("invalid", |p| p.code),
+            AppError::Signature(e) => e.code(),
             AppError::Unauthorized => "unauthorized",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Config(_) => "not_configured",
@@ -93,7 +99,7 @@ impl AppError {
             AppError::BadRequest(_) => 400,
             AppError::Invalid(_) => 422,
             AppError::Forbidden { .. } => 403,
-            AppError::Unauthorized => 401,
+            AppError::Unauthorized | AppError::Signature(_) => 401,
             AppError::RateLimited { .. } => 429,
             AppError::Config(_) => 503,
             AppError::Internal(_) => 500,
@@ -122,6 +128,7 @@ pub fn to_response(err: &AppError) -> Result<Response> {
             payload
         }
         AppError::BadRequest(p) => body(p.code, &p.message, p.field.as_deref()),
+        AppError::Signature(e) => body(e.code(), &e.to_string(), e.header()),
         AppError::Internal(detail) | AppError::Config(detail) => {
             worker::console_error!(
                 "{}",

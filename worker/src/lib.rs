@@ -5,18 +5,21 @@ mod admin;
 mod attachments;
 mod edge;
 mod error;
+mod events;
 mod objects;
 mod podium;
 mod rpc;
 mod settings;
 mod validate;
 mod webchat;
+mod webhooks;
 
 use error::AppError;
 use serde_json::json;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 pub use objects::contact::Contact;
+pub use objects::idempotency::Idempotency;
 pub use objects::ledger::Ledger;
 pub use objects::limiter::Limiter;
 pub use objects::optout::OptOut;
@@ -47,11 +50,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         path.as_str(),
         "/v1/webchat/messages" | "/chat" | "/v1/webchat/attachments"
     );
-    if method == Method::Post && ingress {
-        let name = match code {
-            None => format!("received{}", path.replace('/', ":")),
-            Some(code) => format!("rejected:{code}"),
-        };
+    // Webhooks: accepted deliveries are counted by their idempotency shard; refusals
+    // (signature, size, type) here, by scheme and reason.
+    let webhook_rejected = path
+        .strip_prefix("/webhooks/")
+        .and_then(|rest| code.map(|c| (rest.split('/').next().unwrap_or("unknown"), c)))
+        .map(|(scheme, code)| format!("webhook:{scheme}:rejected:{code}"));
+    let counter = match (method == Method::Post && ingress, code) {
+        (true, None) => Some(format!("received{}", path.replace('/', ":"))),
+        (true, Some(code)) => Some(format!("rejected:{code}")),
+        (false, _) => webhook_rejected,
+    };
+    if let Some(name) = counter {
         let env = env.clone();
         ctx.wait_until(async move {
             let _ = rpc::call::<_, serde_json::Value>(
@@ -132,6 +142,12 @@ async fn route(
         (Method::Post, ["v1", "webchat", "sessions", id, "keepalive"]) => {
             webchat::session_status(env, id, true).await
         }
+        (Method::Post, ["webhooks", rest @ ..]) => match webhooks::scheme_of(rest) {
+            Some((scheme, source)) => {
+                webhooks::ingress(req, env, &settings, scheme, source.as_deref()).await
+            }
+            None => Err(AppError::NotFound("no such webhook route")),
+        },
         (Method::Post, ["v1", "webchat", "validate"]) => {
             validate::handle(&mut req, &settings).await
         }
@@ -140,10 +156,12 @@ async fn route(
             Ok(()) => match (method, rest) {
                 (Method::Get, ["contacts", phone]) => admin::contact(env, phone).await,
                 (Method::Get, ["dead-letters"]) => admin::dead_letters(env).await,
-                (Method::Post, ["dead-letters", id, "replay"]) => admin::replay(env, id).await,
+                (Method::Post, ["dead-letters", id, "replay"]) => {
+                    admin::replay(env, &settings, id).await
+                }
                 (Method::Get, ["routing", "fallbacks"]) => admin::fallbacks(env, &req).await,
                 (Method::Post, ["routing", "reroute"]) => admin::reroute(req, env, &settings).await,
-                (Method::Get, ["metrics"]) => admin::metrics(env).await,
+                (Method::Get, ["metrics"]) => admin::metrics(env, &settings).await,
                 _ => Err(AppError::NotFound("no such admin route")),
             },
         },

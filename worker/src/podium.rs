@@ -96,20 +96,7 @@ pub async fn call(
     }
     init.with_headers(headers);
     let request = Request::new_with_init(url, &init).map_err(network)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
-    let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(
-        config.timeout_ms,
-    ))));
-    let mut response = match select(sending, timeout).await {
-        Either::Left((result, _)) => result.map_err(network)?,
-        Either::Right(_) => {
-            controller.abort();
-            return Err(Attempt::Timeout);
-        }
-    };
+    let mut response = send(request, config.timeout_ms).await?;
     let status = response.status_code();
     let retry_after_ms = delivery::retry_after_ms(
         response
@@ -126,6 +113,23 @@ pub async fn call(
         retry_after_ms,
         body,
     })
+}
+
+/// Send a request, giving up (and aborting it) after `timeout_ms`.
+pub async fn send(request: Request, timeout_ms: u32) -> Result<worker::Response, Attempt> {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(timeout_ms))));
+    let outcome = match select(sending, timeout).await {
+        Either::Left((result, _)) => result.map_err(|e| Attempt::Network(e.to_string())),
+        Either::Right(_) => {
+            controller.abort();
+            Err(Attempt::Timeout)
+        }
+    };
+    outcome
 }
 
 /// `https://api.podium.com` + `/v4/contacts` (identifiers are path-escaped).

@@ -1,5 +1,6 @@
 //! Configuration read once per isolate into typed values: the `GATEWAY_CONFIG` var
-//! (checked by `gateway_core::config`), optional local overrides, and secrets.
+//! (checked by `gateway_core::config`), optional local overrides (`PODIUM_API_BASE`,
+//! `PODIUM_TOKEN_URL`, `WEBHOOK_ALERT_URL`, `WEBHOOK_THANK_YOU_URL`), and secrets.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -47,7 +48,8 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-fn secret(env: &Env, name: &str) -> Option<String> {
+/// A secret (or `.dev.vars` entry), `None` when absent or blank.
+pub fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name)
         .ok()
         .map(|v| v.to_string())
@@ -61,9 +63,11 @@ pub fn load(env: &Env) -> Result<Rc<Settings>, AppError> {
         .ok_or_else(|| AppError::Config("the GATEWAY_CONFIG var is missing".into()))?;
     let api_base = var(env, "PODIUM_API_BASE");
     let token_url = var(env, "PODIUM_TOKEN_URL");
+    let alert_url = var(env, "WEBHOOK_ALERT_URL");
+    let thank_you_url = var(env, "WEBHOOK_THANK_YOU_URL");
     let admin_token = secret(env, "ADMIN_TOKEN");
     let fingerprint = format!(
-        "{raw}\u{0}{api_base:?}\u{0}{token_url:?}\u{0}{}",
+        "{raw}\u{0}{api_base:?}\u{0}{token_url:?}\u{0}{alert_url:?}\u{0}{thank_you_url:?}\u{0}{}",
         admin_token.as_deref().map_or(0, str::len)
     );
     if let Some(hit) = CACHED.with(|c| {
@@ -80,6 +84,12 @@ pub fn load(env: &Env) -> Result<Rc<Settings>, AppError> {
     }
     if let Some(url) = token_url {
         config.podium.token_url = url;
+    }
+    if alert_url.is_some() {
+        config.webhooks.alert_url = alert_url;
+    }
+    if thank_you_url.is_some() {
+        config.webhooks.thank_you_url = thank_you_url;
     }
     let config = config
         .validated()

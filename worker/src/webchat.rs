@@ -242,6 +242,16 @@ fn resolve(settings: &Settings, location: &LocationContext) -> Result<Route, App
     })
 }
 
+/// The pipeline for messages arriving from another front end (a Chatwoot webhook):
+/// the same routing, validation, contact and opt-out guarantees, answered as JSON.
+pub async fn pipeline_json(
+    env: &Env,
+    settings: &Settings,
+    value: &Value,
+) -> Result<Value, AppError> {
+    Ok(accepted_json(&pipeline(env, settings, value).await?))
+}
+
 /// Everything after parsing, shared by both message routes.
 async fn pipeline(env: &Env, settings: &Settings, value: &Value) -> Result<Accepted, AppError> {
     let config = &settings.config;

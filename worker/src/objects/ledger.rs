@@ -63,6 +63,20 @@ impl DurableObject for Ledger {
     }
 }
 
+/// A provider event kept for operators and later flows (reviews, failed messages,
+/// fulfilled orders), under `ev:{kind}:{time}:{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: String,
+    pub kind: String,
+    pub at_ms: i64,
+    pub data: Value,
+}
+
+fn event_key(kind: &str, at_ms: i64, id: &str) -> String {
+    format!("ev:{kind}:{:013}:{id}", at_ms.max(0))
+}
+
 fn fallback_key(at_ms: i64, id: &str) -> String {
     format!("fb:{:013}:{id}", at_ms.max(0))
 }
@@ -111,20 +125,28 @@ impl Ledger {
                     .put(&fallback_key(fallback.at_ms, &fallback.id), &fallback)
                     .await?;
                 self.bump("routed_by_fallback", 1).await?;
-                // Prune what is past retention (bounded work per call).
-                let cutoff = fallback_key(now_ms() - FALLBACK_RETENTION_MS, "");
-                let old = storage
-                    .list_with_options(ListOptions::new().prefix("fb:").end(&cutoff).limit(50))
+                self.prune("fb:", &fallback_key(now_ms() - FALLBACK_RETENTION_MS, ""))
                     .await?;
-                let keys: Vec<String> = old
-                    .keys()
-                    .into_iter()
-                    .filter_map(|k| k.ok()?.as_string())
-                    .collect();
-                if !keys.is_empty() {
-                    storage.delete_multiple(keys).await?;
-                }
                 Ok(json!({}))
+            }
+            "event.add" => {
+                let event: EventRecord = rpc::args(body)?;
+                storage
+                    .put(&event_key(&event.kind, event.at_ms, &event.id), &event)
+                    .await?;
+                self.bump(&format!("event:{}", event.kind), 1).await?;
+                self.prune(
+                    &format!("ev:{}:", event.kind),
+                    &event_key(&event.kind, now_ms() - FALLBACK_RETENTION_MS, ""),
+                )
+                .await?;
+                Ok(json!({}))
+            }
+            "event.list" => {
+                let kind = body.get("kind").and_then(Value::as_str).unwrap_or_default();
+                let since = body.get("since").and_then(Value::as_i64).unwrap_or(0);
+                let start = event_key(kind, since, "");
+                Ok(json!({"events": self.list(&format!("ev:{kind}:"), Some(&start)).await?}))
             }
             "fallback.list" => {
                 let since = body.get("since").and_then(Value::as_i64).unwrap_or(0);
@@ -160,6 +182,23 @@ impl Ledger {
             ),
             _ => Err(AppError::NotFound("no such operation")),
         }
+    }
+
+    /// Delete records under `prefix` older than `cutoff` (bounded work per call).
+    async fn prune(&self, prefix: &str, cutoff: &str) -> Result<(), AppError> {
+        let storage = self.state.storage();
+        let old = storage
+            .list_with_options(ListOptions::new().prefix(prefix).end(cutoff).limit(50))
+            .await?;
+        let keys: Vec<String> = old
+            .keys()
+            .into_iter()
+            .filter_map(|k| k.ok()?.as_string())
+            .collect();
+        if !keys.is_empty() {
+            storage.delete_multiple(keys).await?;
+        }
+        Ok(())
     }
 
     async fn bump(&self, name: &str, by: u64) -> Result<(), AppError> {

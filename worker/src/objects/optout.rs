@@ -1,7 +1,7 @@
 //! `OptOut`: the one opt-out record per E.164 phone (F6). Every flow that would text the
 //! phone asks it at the moment of sending; keywords from any channel change it.
 
-use gateway_core::optout::{Channel, OptOutRecord};
+use gateway_core::optout::{Channel, OptOutRecord, PodiumView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
@@ -48,6 +48,12 @@ impl OptOut {
                 let flipped = record.apply(change.opted_out, change.at_ms, change.channel);
                 storage.put("record", &record).await?;
                 Ok(json!({"flipped": flipped, "record": record}))
+            }
+            "podium" => {
+                let view: PodiumView = rpc::args(body)?;
+                let outcome = record.apply_podium(view.opted_out_at_ms, view.observed_ms);
+                storage.put("record", &record).await?;
+                Ok(json!({"outcome": outcome, "record": record, "drift": record.drift()}))
             }
             _ => Err(AppError::NotFound("no such operation")),
         }

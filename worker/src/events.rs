@@ -1,0 +1,206 @@
+//! What a verified webhook event does, performed behind the acknowledgement (F15) by the
+//! idempotency shard's alarm: opt-outs (F6), review classification and alerts (F10),
+//! Chatwoot messages through the webchat pipeline, and events kept for the
+//! review-request flow. Every effect here is safe to repeat: an alarm is at-least-once.
+
+use gateway_core::optout::Channel;
+use gateway_core::phone;
+use gateway_core::review::ReviewClass;
+use gateway_core::webhook::{Action, ReviewEvent};
+use serde_json::{json, Value};
+use worker::{Env, Headers, Method, Request, RequestInit};
+
+use crate::error::AppError;
+use crate::objects::{ledger, optout as optout_object};
+use crate::podium;
+use crate::rpc::{self, now_ms};
+use crate::settings::Settings;
+use crate::webchat;
+
+/// Timeout for posts to the merchant's alert and thank-you hooks.
+const HOOK_TIMEOUT_MS: u32 = 5_000;
+
+/// The phone an action is about, if any (for dead letters and logs).
+pub fn phone_of(action: &Action) -> Option<String> {
+    match action {
+        Action::Keyword { phone, .. } | Action::PodiumOptState { phone, .. } => Some(phone.clone()),
+        Action::MessageFailed { phone, .. } | Action::InviteUpdated { phone, .. } => phone.clone(),
+        Action::Review(r) => r.phone.clone(),
+        Action::Webchat { envelope } => envelope
+            .pointer("/contact/phone")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        Action::Store { .. } | Action::Ignore { .. } => None,
+    }
+}
+
+/// Whether retrying can help: a refused message stays refused.
+pub fn is_permanent(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::Invalid(_) | AppError::BadRequest(_) | AppError::NotFound(_)
+    )
+}
+
+/// The opt-out part of an action, applied at once by the ingress route (so a STOP
+/// webhook closes the gate before the acknowledgement) and again by processing.
+pub async fn apply_opt_out(env: &Env, action: &Action) -> Result<Option<Value>, AppError> {
+    match action {
+        Action::Keyword {
+            phone,
+            opted_out,
+            at_ms,
+        } => {
+            let change = optout_object::Apply {
+                opted_out: *opted_out,
+                at_ms: *at_ms,
+                channel: Channel::Sms,
+            };
+            let out: Value =
+                rpc::call(env, optout_object::BINDING, phone, "apply", &change).await?;
+            Ok(Some(
+                json!({"opt_out": {"opted_out": opted_out, "flipped": out.get("flipped")}}),
+            ))
+        }
+        Action::PodiumOptState {
+            phone,
+            opted_out_at_ms,
+            observed_ms,
+        } => {
+            let out: Value = rpc::call(
+                env,
+                optout_object::BINDING,
+                phone,
+                "podium",
+                &json!({"opted_out_at_ms": opted_out_at_ms, "observed_ms": observed_ms}),
+            )
+            .await?;
+            if let Some(drift) = out.get("drift").and_then(Value::as_str) {
+                worker::console_error!(
+                    "{}",
+                    json!({"level": "warn", "event": "opt_out_drift", "phone": phone::mask(phone), "drift": drift})
+                );
+            }
+            Ok(Some(
+                json!({"podium_opt_state": out.get("outcome"), "drift": out.get("drift")}),
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn keep(env: &Env, kind: &str, at_ms: i64, data: Value) -> Result<(), AppError> {
+    let record = ledger::EventRecord {
+        id: rpc::new_id("ev"),
+        kind: kind.to_owned(),
+        at_ms,
+        data,
+    };
+    rpc::call::<_, Value>(env, ledger::BINDING, ledger::NAME, "event.add", &record).await?;
+    Ok(())
+}
+
+/// POST JSON to a merchant hook; anything but a 2xx is an error (and so retried).
+async fn post_hook(url: &str, payload: &Value) -> Result<u16, AppError> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(payload.to_string().into()));
+    let request = Request::new_with_init(url, &init)?;
+    let response = podium::send(request, HOOK_TIMEOUT_MS)
+        .await
+        .map_err(|a| AppError::Internal(format!("hook {a:?}")))?;
+    let status = response.status_code();
+    if (200..300).contains(&status) {
+        Ok(status)
+    } else {
+        Err(AppError::Internal(format!("hook answered {status}")))
+    }
+}
+
+fn stars(rating: Option<f64>) -> String {
+    rating.map_or_else(|| "no rating".into(), |r| format!("{r}★"))
+}
+
+async fn review(settings: &Settings, review: &ReviewEvent) -> Result<Value, AppError> {
+    let hooks = &settings.config.webhooks;
+    let place = review
+        .location_uid
+        .as_deref()
+        .unwrap_or("an unknown location");
+    let site = review.site.as_deref().unwrap_or("a review site");
+    match review.class {
+        ReviewClass::Escalate => {
+            let Some(url) = &hooks.alert_url else {
+                worker::console_error!(
+                    "{}",
+                    json!({"level": "error", "event": "review_escalation_unsent",
+                           "reason": "webhooks.alert_url is not configured", "review": review.uid})
+                );
+                return Ok(json!({"class": review.class, "alert": "not_configured"}));
+            };
+            // Slack-compatible incoming-webhook body: `text` plus the details.
+            let payload = json!({
+                "text": format!(":rotating_light: {} review on {site} for {place}{}. Reach out today.",
+                    stars(review.rating),
+                    review.author.as_deref().map(|a| format!(" from {a}")).unwrap_or_default()),
+                "review": review,
+            });
+            let status = post_hook(url, &payload).await?;
+            Ok(json!({"class": review.class, "alert": status}))
+        }
+        ReviewClass::ThankYou => match &hooks.thank_you_url {
+            Some(url) => {
+                let status = post_hook(url, &json!({"review": review})).await?;
+                Ok(json!({"class": review.class, "thank_you": status}))
+            }
+            None => Ok(json!({"class": review.class, "thank_you": "not_configured"})),
+        },
+        ReviewClass::Log | ReviewClass::Unrated => {
+            worker::console_log!(
+                "{}",
+                json!({"event": "review", "class": review.class, "rating": review.rating, "location_uid": review.location_uid})
+            );
+            Ok(json!({"class": review.class}))
+        }
+    }
+}
+
+/// Perform one event's action. `Err` is retried (or dead-lettered when permanent).
+pub async fn perform(
+    env: &Env,
+    settings: &Settings,
+    scheme: &str,
+    action: &Action,
+) -> Result<Value, AppError> {
+    if let Some(done) = apply_opt_out(env, action).await? {
+        return Ok(done);
+    }
+    match action {
+        Action::Keyword { .. } | Action::PodiumOptState { .. } => Ok(json!({})),
+        Action::MessageFailed { at_ms, .. } => {
+            keep(env, "podium.message_failed", *at_ms, json!(action)).await?;
+            Ok(json!({"recorded": "podium.message_failed"}))
+        }
+        Action::Review(r) => {
+            // Kept first: the record survives even if the alert has to be retried.
+            keep(env, "podium.review", r.at_ms, json!(r)).await?;
+            review(settings, r).await
+        }
+        Action::InviteUpdated { at_ms, .. } => {
+            keep(env, "podium.invite_updated", *at_ms, json!(action)).await?;
+            Ok(json!({"recorded": "podium.invite_updated"}))
+        }
+        Action::Webchat { envelope } => {
+            let accepted = webchat::pipeline_json(env, settings, envelope).await?;
+            Ok(json!({"webchat": accepted}))
+        }
+        Action::Store { kind, payload } => {
+            keep(env, kind, now_ms(), payload.clone()).await?;
+            Ok(json!({"recorded": kind, "scheme": scheme}))
+        }
+        Action::Ignore { reason } => Ok(json!({"ignored": reason})),
+    }
+}
