@@ -40,11 +40,13 @@ export function testConfig(patch = {}) {
  * One sandbox and one worker pointed at it. `sandboxArgs` default to no per-token rate
  * limit at the sandbox (tests that want Podium's 429 inject it as a fault).
  */
-export async function startGateway({ config = testConfig(), sandboxArgs = ['--rate-limit-per-minute', '0'], persistTo } = {}) {
+export async function startGateway({ config: configOrFn = testConfig(), sandboxArgs = ['--rate-limit-per-minute', '0'], persistTo, vars = {} } = {}) {
   const sandbox = await startSandbox({ args: sandboxArgs });
+  // A config may depend on the sandbox's URL (alert hooks): pass a function of it.
+  const config = typeof configOrFn === 'function' ? configOrFn(sandbox) : configOrFn;
   let worker;
   try {
-    worker = await startWorker({ sandbox, config, persistTo });
+    worker = await startWorker({ sandbox, config, persistTo, vars });
   } catch (err) {
     await sandbox.stop();
     throw err;
@@ -76,8 +78,9 @@ export function gatewayForFile(options) {
   return gw;
 }
 
-/** `wrangler dev` with the test config and the sandbox's URLs and OAuth client. */
-export function startWorker({ sandbox, config, persistTo }) {
+/** `wrangler dev` with the test config and the sandbox's URLs and OAuth client; `vars`
+ * adds or overrides (webhook secrets, …). */
+export function startWorker({ sandbox, config, persistTo, vars = {} }) {
   return startStack({
     persistTo,
     logLimit: 400_000,
@@ -89,6 +92,7 @@ export function startWorker({ sandbox, config, persistTo }) {
       PODIUM_CLIENT_SECRET: 'sandbox-secret',
       PODIUM_REFRESH_TOKEN: 'sandbox-refresh-token',
       ADMIN_TOKEN,
+      ...vars,
     },
   });
 }
