@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
+use crate::error::AppError;
+use crate::objects::token;
+use crate::rpc;
 use futures_util::future::{select, Either};
 use gateway_core::config::PodiumConfig;
 use gateway_core::delivery::{self, Attempt};
-use serde_json::Value;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use serde_json::{json, Value};
+
+use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
 /// Any HTTP answer from Podium.
 #[derive(Debug)]
@@ -113,6 +117,72 @@ pub async fn call(
         retry_after_ms,
         body,
     })
+}
+
+/// Why a call produced no answer to judge.
+#[derive(Debug)]
+pub enum NoReply {
+    /// No request slot or token yet: come back after this many ms without counting an
+    /// attempt.
+    Wait(i64),
+    Failed(Attempt),
+}
+
+/// Call Podium with the shared token (`PodiumToken` object): paced under Podium's
+/// limit, refreshed once on a 401, the pacing drained on a bare 429.
+pub async fn call_authorized(
+    env: &Env,
+    config: &PodiumConfig,
+    method: Method,
+    url: &str,
+    body: Body,
+) -> Result<Result<Reply, NoReply>, AppError> {
+    let mut body = Some(body);
+    for _ in 0..2 {
+        let grant: token::Grant =
+            rpc::call(env, token::BINDING, token::NAME, "acquire", &json!({})).await?;
+        let Some(access_token) = grant.access_token else {
+            return Ok(Err(NoReply::Wait(grant.wait_ms)));
+        };
+        let this_body = match body.take() {
+            Some(Body::Json(v)) => {
+                body = Some(Body::Json(v.clone()));
+                Body::Json(v)
+            }
+            Some(other) => other,
+            None => {
+                return Ok(Err(NoReply::Failed(Attempt::Network(
+                    "request body already sent".into(),
+                ))))
+            }
+        };
+        let reply = match call(config, Some(&access_token), method.clone(), url, this_body).await {
+            Ok(reply) => reply,
+            Err(attempt) => return Ok(Err(NoReply::Failed(attempt))),
+        };
+        if reply.status == 401 {
+            rpc::call::<_, Value>(
+                env,
+                token::BINDING,
+                token::NAME,
+                "invalidate",
+                &json!({"access_token": access_token}),
+            )
+            .await?;
+            if body.is_some() {
+                continue;
+            }
+        }
+        if reply.status == 429 && reply.retry_after_ms.is_none() {
+            rpc::call::<_, Value>(env, token::BINDING, token::NAME, "drain", &json!({})).await?;
+        }
+        return Ok(Ok(reply));
+    }
+    Ok(Err(NoReply::Failed(Attempt::Status {
+        status: 401,
+        retry_after_ms: None,
+        detail: "unauthorized after a token refresh".into(),
+    })))
 }
 
 /// Send a request, giving up (and aborting it) after `timeout_ms`.

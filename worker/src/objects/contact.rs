@@ -14,7 +14,7 @@ use worker::{
 };
 
 use crate::error::AppError;
-use crate::objects::{ledger, optout, token};
+use crate::objects::{ledger, optout};
 use crate::podium::{self, Body, Reply};
 use crate::rpc::{self, now_ms};
 use crate::{attachments, settings};
@@ -530,62 +530,14 @@ impl Contact {
         url: &str,
         body: Body,
     ) -> Result<Result<Reply, Step>, AppError> {
-        let mut body = Some(body);
-        for _ in 0..2 {
-            let grant: token::Grant = rpc::call(
-                &self.env,
-                token::BINDING,
-                token::NAME,
-                "acquire",
-                &json!({}),
-            )
-            .await?;
-            let Some(access_token) = grant.access_token else {
-                return Ok(Err(Step::Wait(grant.wait_ms)));
-            };
-            let this_body = match body.take() {
-                Some(Body::Json(v)) => {
-                    body = Some(Body::Json(v.clone()));
-                    Body::Json(v)
-                }
-                Some(other) => other,
-                None => {
-                    return Ok(Err(Step::Failed(Attempt::Network(
-                        "request body already sent".into(),
-                    ))))
-                }
-            };
-            let reply =
-                match podium::call(config, Some(&access_token), method.clone(), url, this_body)
-                    .await
-                {
-                    Ok(reply) => reply,
-                    Err(attempt) => return Ok(Err(Step::Failed(attempt))),
-                };
-            if reply.status == 401 {
-                rpc::call::<_, Value>(
-                    &self.env,
-                    token::BINDING,
-                    token::NAME,
-                    "invalidate",
-                    &json!({"access_token": access_token}),
-                )
-                .await?;
-                if body.is_some() {
-                    continue;
-                }
-            }
-            if reply.status == 429 && reply.retry_after_ms.is_none() {
-                rpc::call::<_, Value>(&self.env, token::BINDING, token::NAME, "drain", &json!({}))
-                    .await?;
-            }
-            return Ok(Ok(reply));
-        }
-        Ok(Err(Step::Failed(Attempt::Status {
-            status: 401,
-            retry_after_ms: None,
-            detail: "unauthorized after a token refresh".into(),
-        })))
+        Ok(
+            podium::call_authorized(&self.env, config, method, url, body)
+                .await?
+                .map_err(|no_reply| match no_reply {
+                    podium::NoReply::Wait(ms) => Step::Wait(ms),
+                    podium::NoReply::Failed(attempt) => Step::Failed(attempt),
+                }),
+        )
     }
 }
 
