@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::attachment::{AttachmentPolicy, PolicyError};
 use crate::delivery::RetryPolicy;
 use crate::ratelimit::Limit;
+use crate::review::config::{ReviewConfig, ReviewConfigError};
 use crate::routing::{RoutingConfig, RoutingConfigError};
 use crate::session::SessionPolicy;
 use crate::webhook::{WebhookConfig, WebhookConfigError};
@@ -94,6 +95,9 @@ pub struct GatewayConfig {
     /// Signed webhook ingress (see [`crate::webhook`]).
     #[serde(default)]
     pub webhooks: WebhookConfig,
+    /// Review requests (see [`crate::review`]).
+    #[serde(default)]
+    pub reviews: ReviewConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +118,8 @@ pub enum ConfigError {
     BadConfirmation,
     #[error(transparent)]
     Webhooks(#[from] WebhookConfigError),
+    #[error(transparent)]
+    Reviews(#[from] ReviewConfigError),
 }
 
 impl GatewayConfig {
@@ -162,6 +168,10 @@ impl GatewayConfig {
             }
         }
         self.webhooks = self.webhooks.validated()?;
+        let routing = &self.routing;
+        self.reviews = self
+            .reviews
+            .validated(|uid| routing.location(uid).is_some())?;
         Ok(self)
     }
 

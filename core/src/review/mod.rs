@@ -1,6 +1,11 @@
-//! Reviews (F10): what a `review.created` / `review.updated` webhook means for the
-//! merchant — a low rating escalates to a person, a high one goes to a thank-you flow,
-//! the middle is logged.
+//! Reviews: review requests (F7–F9, F11, F12: `config`, `candidate`, `schedule`) and what
+//! a `review.created` / `review.updated` webhook means for the merchant (F10) — a low
+//! rating escalates to a person, a high one goes to a thank-you flow, the middle is
+//! logged.
+
+pub mod candidate;
+pub mod config;
+pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,695 @@
+//! One phone's review requests (F7–F9, F12): the cooldown, what is scheduled and why
+//! things were skipped, the fire-time steps, and each invite's `sent → delivered |
+//! failed` with the cooldown rolled back when the customer never got it. Pure state
+//! transitions: the per-phone Durable Object loads this, calls one method, stores it.
+
+use serde::{Deserialize, Serialize};
+
+use super::candidate::{Candidate, Source, UNREVIEWABLE_STATUSES};
+use super::config::Timing;
+
+/// Requests kept per phone (finished ones beyond this are dropped, oldest first).
+pub const MAX_REQUESTS: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Waiting for its alarm (fulfilment + refund buffer).
+    Scheduled,
+    /// The invite call is in flight (persisted before calling, so a second alarm run
+    /// never sends it again).
+    Sending,
+    /// Podium accepted the invite; delivery not yet confirmed.
+    Sent,
+    Delivered,
+    /// The invite was refused or its delivery failed.
+    Failed,
+    Skipped,
+    Cancelled,
+    /// The send was interrupted or timed out: Podium may or may not have it. Never
+    /// re-sent automatically (a duplicate would embarrass); escalated instead.
+    Unknown,
+}
+
+impl RequestState {
+    pub fn is_open(self) -> bool {
+        matches!(self, RequestState::Scheduled | RequestState::Sending)
+    }
+}
+
+/// Why something did not (or will not) happen: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    pub message: String,
+}
+
+impl Reason {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Reason {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub uid: String,
+    pub sent_ms: i64,
+    /// Podium's `deliveryStatus`: pending, sent, delivered, failed.
+    pub status: String,
+    pub status_ms: i64,
+    /// When to read the invite if no webhook has resolved it.
+    pub check_at_ms: i64,
+    /// Unresolved past the deadline and reported to the alert URL.
+    pub escalated: bool,
+    /// The review it led to, when Podium tells us (`review.created`).
+    #[serde(default)]
+    pub review_uid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRequest {
+    pub id: String,
+    pub candidate: Candidate,
+    pub timing: Timing,
+    pub state: RequestState,
+    pub created_ms: i64,
+    pub fire_at_ms: i64,
+    pub updated_ms: i64,
+    pub reason: Option<Reason>,
+    pub platform: Option<String>,
+    pub platform_reason: Option<String>,
+    pub invite: Option<Invite>,
+}
+
+/// A phone flagged after an invite failed (the carrier refused, wrong number, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    pub reason: String,
+    pub at_ms: i64,
+    pub invite_uid: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneReviews {
+    pub cooldown_until_ms: Option<i64>,
+    /// The cooldown before the last invite set it: restored if that invite fails.
+    pub cooldown_before_ms: Option<i64>,
+    pub cooldown_invite: Option<String>,
+    /// Oldest first.
+    pub requests: Vec<ReviewRequest>,
+    pub flag: Option<Flag>,
+}
+
+/// The order as the Shopify Admin API shows it at fire time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "order", rename_all = "snake_case")]
+pub enum OrderCheck {
+    Found {
+        financial_status: Option<String>,
+        cancelled: bool,
+    },
+    NotFound,
+    /// Shopify could not be asked (down, timeout): try again later.
+    Unavailable {
+        detail: String,
+    },
+    /// Not a Shopify order (Stripe): nothing to re-check.
+    NotApplicable,
+}
+
+/// What the alarm should do next for a due request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Fire {
+    /// Not due, already handled (a repeated alarm), or gone.
+    Nothing,
+    /// Skipped now, with the reason (recorded).
+    Skipped { reason: Reason },
+    /// Gates passed: re-check the order (Shopify) and continue with `after_order`.
+    CheckOrder,
+    /// A previous run stopped mid-send: marked unknown, not re-sent.
+    Interrupted,
+}
+
+impl PhoneReviews {
+    fn find(&mut self, id: &str) -> Option<&mut ReviewRequest> {
+        self.requests.iter_mut().find(|r| r.id == id)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ReviewRequest> {
+        self.requests.iter().find(|r| r.id == id)
+    }
+
+    /// Milliseconds of cooldown left at `now`, if any.
+    pub fn cooldown_remaining(&self, now_ms: i64) -> Option<i64> {
+        self.cooldown_until_ms
+            .filter(|until| *until > now_ms)
+            .map(|until| until - now_ms)
+    }
+
+    fn gate(&self, opted_out: bool, now_ms: i64) -> Result<(), Reason> {
+        if opted_out {
+            return Err(Reason::new(
+                "opted_out",
+                "the phone is opted out (one record for every flow)",
+            ));
+        }
+        if let Some(left) = self.cooldown_remaining(now_ms) {
+            return Err(Reason::new(
+                "cooldown",
+                format!(
+                    "a review request went to this phone recently; cooldown ends in {} s",
+                    left / 1000
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, request: ReviewRequest) {
+        self.requests.push(request);
+        while self.requests.len() > MAX_REQUESTS {
+            // Drop the oldest finished request; open ones are never dropped.
+            match self.requests.iter().position(|r| !r.state.is_open()) {
+                Some(i) => {
+                    self.requests.remove(i);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// A trigger arrives (F7, F12): gate on opt-out and cooldown, one open request per
+    /// phone, one request per order. The request is recorded either way (scheduled or
+    /// skipped with its reason); returns it.
+    pub fn schedule(
+        &mut self,
+        id: &str,
+        candidate: Candidate,
+        timing: Timing,
+        opted_out: bool,
+        now_ms: i64,
+    ) -> ReviewRequest {
+        let same_order = self.requests.iter().find(|r| {
+            r.candidate.source == candidate.source
+                && r.candidate.order_id == candidate.order_id
+                && r.state != RequestState::Skipped
+        });
+        let open = self.requests.iter().find(|r| r.state.is_open());
+        let verdict = if let Some(r) = same_order {
+            Err(Reason::new(
+                "duplicate_order",
+                format!("order {} already has request {}", candidate.order_id, r.id),
+            ))
+        } else if let Some(r) = open {
+            Err(Reason::new(
+                "already_scheduled",
+                format!("request {} is already scheduled for this phone", r.id),
+            ))
+        } else {
+            self.gate(opted_out, now_ms)
+        };
+        let fire_at_ms = candidate
+            .fulfilled_at_ms
+            .saturating_add(timing.refund_buffer_ms)
+            .max(now_ms);
+        let (state, reason) = match verdict {
+            Ok(()) => (RequestState::Scheduled, None),
+            Err(reason) => (RequestState::Skipped, Some(reason)),
+        };
+        let request = ReviewRequest {
+            id: id.to_owned(),
+            candidate,
+            timing,
+            state,
+            created_ms: now_ms,
+            fire_at_ms,
+            updated_ms: now_ms,
+            reason,
+            platform: None,
+            platform_reason: None,
+            invite: None,
+        };
+        self.push(request.clone());
+        request
+    }
+
+    /// The alarm reaches a request: opt-out and cooldown again (F12). At-least-once
+    /// alarms: anything not `Scheduled` (or not yet due) is left alone.
+    pub fn begin_fire(&mut self, id: &str, opted_out: bool, now_ms: i64) -> Fire {
+        let gate = self.gate(opted_out, now_ms);
+        let Some(r) = self.find(id) else {
+            return Fire::Nothing;
+        };
+        match r.state {
+            RequestState::Sending => {
+                r.state = RequestState::Unknown;
+                r.updated_ms = now_ms;
+                r.reason = Some(Reason::new(
+                    "interrupted",
+                    "the send was interrupted; Podium may have the invite, so it is not sent again",
+                ));
+                return Fire::Interrupted;
+            }
+            RequestState::Scheduled if r.fire_at_ms <= now_ms => {}
+            _ => return Fire::Nothing,
+        }
+        match gate {
+            Ok(()) => Fire::CheckOrder,
+            Err(reason) => {
+                r.state = RequestState::Skipped;
+                r.updated_ms = now_ms;
+                r.reason = Some(reason.clone());
+                Fire::Skipped { reason }
+            }
+        }
+    }
+
+    /// The order re-check (F8). `Ok(())`: go ahead and send. `Err(Some(reason))`: skipped.
+    /// `Err(None)`: Shopify couldn't be asked; the request is pushed back by `retry_ms`.
+    pub fn after_order(
+        &mut self,
+        id: &str,
+        check: &OrderCheck,
+        retry_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), Option<Reason>> {
+        let Some(r) = self.find(id) else {
+            return Err(Some(Reason::new("gone", "no such request")));
+        };
+        let skip = match check {
+            OrderCheck::NotApplicable => None,
+            OrderCheck::Found {
+                cancelled: true, ..
+            } => Some(Reason::new("cancelled", "the order was cancelled")),
+            OrderCheck::Found {
+                financial_status: Some(status),
+                ..
+            } if UNREVIEWABLE_STATUSES.contains(&status.as_str()) => {
+                Some(Reason::new(status, format!("the order is {status}")))
+            }
+            OrderCheck::Found { .. } => None,
+            OrderCheck::NotFound => Some(Reason::new(
+                "order_not_found",
+                "the order no longer exists in Shopify",
+            )),
+            OrderCheck::Unavailable { .. } => {
+                r.fire_at_ms = now_ms.saturating_add(retry_ms.max(1_000));
+                r.updated_ms = now_ms;
+                return Err(None);
+            }
+        };
+        match skip {
+            Some(reason) => {
+                r.state = RequestState::Skipped;
+                r.updated_ms = now_ms;
+                r.reason = Some(reason.clone());
+                Err(Some(reason))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// About to call Podium: persisted before the call.
+    pub fn mark_sending(&mut self, id: &str, platform: &str, why: &str, now_ms: i64) {
+        if let Some(r) = self.find(id) {
+            r.state = RequestState::Sending;
+            r.platform = Some(platform.to_owned());
+            r.platform_reason = Some(why.to_owned());
+            r.updated_ms = now_ms;
+        }
+    }
+
+    /// Podium accepted the invite: the cooldown starts now, remembering the one before
+    /// so a failed delivery can give it back (F9).
+    pub fn sent(&mut self, id: &str, invite_uid: &str, status: &str, now_ms: i64) {
+        let Some(r) = self.find(id) else { return };
+        let timing = r.timing;
+        r.state = RequestState::Sent;
+        r.updated_ms = now_ms;
+        r.invite = Some(Invite {
+            uid: invite_uid.to_owned(),
+            sent_ms: now_ms,
+            status: status.to_owned(),
+            status_ms: now_ms,
+            check_at_ms: now_ms.saturating_add(timing.unresolved_after_ms),
+            escalated: false,
+            review_uid: None,
+        });
+        self.cooldown_before_ms = self.cooldown_until_ms;
+        self.cooldown_until_ms = Some(now_ms.saturating_add(timing.cooldown_ms));
+        self.cooldown_invite = Some(invite_uid.to_owned());
+        // The status may already be final (Podium answered `failed`).
+        self.invite_status(invite_uid, status, now_ms);
+    }
+
+    /// Podium refused the invite (a 4xx): no cooldown, the reason recorded.
+    pub fn refused(&mut self, id: &str, reason: Reason, now_ms: i64) {
+        if let Some(r) = self.find(id) {
+            r.state = RequestState::Failed;
+            r.reason = Some(reason);
+            r.updated_ms = now_ms;
+        }
+    }
+
+    /// Podium answered with a retryable error: back to scheduled.
+    pub fn retry_at(&mut self, id: &str, at_ms: i64, detail: &str, now_ms: i64) {
+        if let Some(r) = self.find(id) {
+            r.state = RequestState::Scheduled;
+            r.fire_at_ms = at_ms;
+            r.reason = Some(Reason::new("retrying", detail));
+            r.updated_ms = now_ms;
+        }
+    }
+
+    /// No answer (timeout, lost connection): the invite may exist; never re-sent.
+    pub fn unknown(&mut self, id: &str, detail: &str, now_ms: i64) {
+        if let Some(r) = self.find(id) {
+            r.state = RequestState::Unknown;
+            r.reason = Some(Reason::new("no_answer", detail));
+            r.updated_ms = now_ms;
+        }
+    }
+
+    /// An invite's delivery status (webhook or read). `failed` rolls back the cooldown
+    /// if this invite set it and flags the phone. Returns the request id it changed.
+    pub fn invite_status(&mut self, invite_uid: &str, status: &str, now_ms: i64) -> Option<String> {
+        let status = status.trim().to_ascii_lowercase();
+        let r = self
+            .requests
+            .iter_mut()
+            .find(|r| r.invite.as_ref().is_some_and(|i| i.uid == invite_uid))?;
+        let invite = r.invite.as_mut()?;
+        // Final states are final: a late "sent" does not undo "delivered" or "failed".
+        if matches!(invite.status.as_str(), "delivered" | "failed") && invite.status != status {
+            return None;
+        }
+        invite.status.clone_from(&status);
+        invite.status_ms = now_ms;
+        let id = r.id.clone();
+        match status.as_str() {
+            "delivered" => r.state = RequestState::Delivered,
+            "failed" => {
+                r.state = RequestState::Failed;
+                r.reason = Some(Reason::new(
+                    "delivery_failed",
+                    "Podium reported the invite's delivery failed; the cooldown was rolled back",
+                ));
+                if self.cooldown_invite.as_deref() == Some(invite_uid) {
+                    self.cooldown_until_ms = self.cooldown_before_ms;
+                    self.cooldown_invite = None;
+                }
+                self.flag = Some(Flag {
+                    reason: "review invite delivery failed".into(),
+                    at_ms: now_ms,
+                    invite_uid: invite_uid.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        Some(id)
+    }
+
+    /// Invites to read now: neither delivered nor failed past their deadline.
+    pub fn due_checks(&self, now_ms: i64) -> Vec<String> {
+        self.requests
+            .iter()
+            .filter(|r| r.state == RequestState::Sent)
+            .filter_map(|r| r.invite.as_ref())
+            .filter(|i| !i.escalated && i.check_at_ms <= now_ms)
+            .map(|i| i.uid.clone())
+            .collect()
+    }
+
+    /// Still unresolved after reading: reported once.
+    pub fn mark_escalated(&mut self, invite_uid: &str) {
+        for r in &mut self.requests {
+            if let Some(i) = r.invite.as_mut().filter(|i| i.uid == invite_uid) {
+                i.escalated = true;
+            }
+        }
+    }
+
+    /// Which invite led to a review (`review.created` naming it).
+    pub fn link_review(&mut self, invite_uid: &str, review_uid: &str) -> bool {
+        for r in &mut self.requests {
+            if let Some(i) = r.invite.as_mut().filter(|i| i.uid == invite_uid) {
+                i.review_uid = Some(review_uid.to_owned());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Scheduled requests due now.
+    pub fn due(&self, now_ms: i64) -> Vec<String> {
+        self.requests
+            .iter()
+            .filter(|r| {
+                (r.state == RequestState::Scheduled && r.fire_at_ms <= now_ms)
+                    || r.state == RequestState::Sending
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// When the phone's alarm should next fire.
+    pub fn next_wake(&self) -> Option<i64> {
+        let fires = self
+            .requests
+            .iter()
+            .filter(|r| r.state == RequestState::Scheduled)
+            .map(|r| r.fire_at_ms);
+        let checks = self
+            .requests
+            .iter()
+            .filter(|r| r.state == RequestState::Sent)
+            .filter_map(|r| r.invite.as_ref())
+            .filter(|i| !i.escalated)
+            .map(|i| i.check_at_ms);
+        fires.chain(checks).min()
+    }
+
+    /// An operator cancels a scheduled request.
+    pub fn cancel(&mut self, id: &str, now_ms: i64) -> Result<(), &'static str> {
+        let r = self.find(id).ok_or("no such request")?;
+        if r.state != RequestState::Scheduled {
+            return Err("only a scheduled request can be cancelled");
+        }
+        r.state = RequestState::Cancelled;
+        r.reason = Some(Reason::new(
+            "cancelled_by_operator",
+            "cancelled through the admin API",
+        ));
+        r.updated_ms = now_ms;
+        Ok(())
+    }
+
+    /// The newest invite, for operators.
+    pub fn last_invite(&self) -> Option<(&ReviewRequest, &Invite)> {
+        self.requests
+            .iter()
+            .rev()
+            .find_map(|r| r.invite.as_ref().map(|i| (r, i)))
+    }
+
+    /// Whether the request is a Shopify order (re-checked at fire time).
+    pub fn needs_order_check(&self, id: &str) -> bool {
+        self.get(id)
+            .is_some_and(|r| r.candidate.source == Source::Shopify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timing = Timing {
+        cooldown_ms: 10_000,
+        refund_buffer_ms: 2_000,
+        unresolved_after_ms: 5_000,
+    };
+
+    fn cand(order: &str, fulfilled: i64) -> Candidate {
+        Candidate {
+            source: Source::Shopify,
+            order_id: order.into(),
+            shop_domain: Some("s".into()),
+            location_uid: "loc".into(),
+            phone: "+61412345678".into(),
+            phone_field: "phone".into(),
+            customer_name: None,
+            preference: None,
+            accounts: vec![],
+            fulfilled_at_ms: fulfilled,
+        }
+    }
+
+    fn send(p: &mut PhoneReviews, id: &str, invite: &str, now: i64) {
+        assert_eq!(p.begin_fire(id, false, now), Fire::CheckOrder);
+        let found = OrderCheck::Found {
+            financial_status: Some("paid".into()),
+            cancelled: false,
+        };
+        p.after_order(id, &found, 1000, now).unwrap();
+        p.mark_sending(id, "google", "campaign_default", now);
+        p.sent(id, invite, "sent", now);
+    }
+
+    #[test]
+    fn cooldown_blocks_a_second_order_and_allows_one_after() {
+        let mut p = PhoneReviews::default();
+        assert_eq!(
+            p.schedule("r1", cand("o1", 0), T, false, 0).state,
+            RequestState::Scheduled
+        );
+        assert_eq!(p.next_wake(), Some(2_000));
+        assert_eq!(
+            p.begin_fire("r1", false, 1_000),
+            Fire::Nothing,
+            "not due yet"
+        );
+        send(&mut p, "r1", "inv1", 2_000);
+        assert_eq!(p.cooldown_remaining(3_000), Some(9_000));
+        let r2 = p.schedule("r2", cand("o2", 3_000), T, false, 3_000);
+        assert_eq!(r2.reason.as_ref().unwrap().code, "cooldown");
+        assert_eq!(
+            p.schedule("r3", cand("o3", 12_500), T, false, 12_500).state,
+            RequestState::Scheduled
+        );
+    }
+
+    #[test]
+    fn one_open_request_per_phone_and_one_per_order() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        let again = p.schedule("r2", cand("o1", 0), T, false, 0);
+        assert_eq!(again.reason.as_ref().unwrap().code, "duplicate_order");
+        let other = p.schedule("r3", cand("o2", 0), T, false, 0);
+        assert_eq!(other.reason.as_ref().unwrap().code, "already_scheduled");
+        assert_eq!(p.due(5_000), vec!["r1".to_owned()]);
+    }
+
+    #[test]
+    fn opt_out_at_both_ends_and_refund_at_fire_time() {
+        let mut p = PhoneReviews::default();
+        let r = p.schedule("r1", cand("o1", 0), T, true, 0);
+        assert_eq!(r.reason.as_ref().unwrap().code, "opted_out");
+        p.schedule("r2", cand("o2", 0), T, false, 0);
+        assert!(matches!(
+            p.begin_fire("r2", true, 2_000),
+            Fire::Skipped { .. }
+        ));
+        assert_eq!(p.get("r2").unwrap().state, RequestState::Skipped);
+        assert_eq!(
+            p.begin_fire("r2", false, 2_000),
+            Fire::Nothing,
+            "a repeated alarm is a no-op"
+        );
+
+        p.schedule("r3", cand("o3", 0), T, false, 0);
+        assert_eq!(p.begin_fire("r3", false, 2_000), Fire::CheckOrder);
+        let refunded = OrderCheck::Found {
+            financial_status: Some("partially_refunded".into()),
+            cancelled: false,
+        };
+        let skip = p
+            .after_order("r3", &refunded, 1000, 2_000)
+            .unwrap_err()
+            .unwrap();
+        assert_eq!(skip.code, "partially_refunded");
+
+        p.schedule("r4", cand("o4", 0), T, false, 2_000);
+        assert_eq!(p.begin_fire("r4", false, 2_000), Fire::CheckOrder);
+        let cancelled = OrderCheck::Found {
+            financial_status: Some("paid".into()),
+            cancelled: true,
+        };
+        assert_eq!(
+            p.after_order("r4", &cancelled, 1000, 2_000)
+                .unwrap_err()
+                .unwrap()
+                .code,
+            "cancelled"
+        );
+
+        p.schedule("r5", cand("o5", 0), T, false, 2_000);
+        assert_eq!(p.begin_fire("r5", false, 2_000), Fire::CheckOrder);
+        let down = OrderCheck::Unavailable {
+            detail: "503".into(),
+        };
+        assert_eq!(p.after_order("r5", &down, 1_000, 2_000), Err(None));
+        assert_eq!(p.get("r5").unwrap().fire_at_ms, 3_000);
+        assert_eq!(p.get("r5").unwrap().state, RequestState::Scheduled);
+    }
+
+    #[test]
+    fn failed_delivery_rolls_back_the_cooldown_and_flags() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        send(&mut p, "r1", "inv1", 2_000);
+        assert!(p.cooldown_remaining(3_000).is_some());
+        assert_eq!(p.invite_status("inv1", "FAILED", 3_000), Some("r1".into()));
+        assert_eq!(p.cooldown_remaining(3_000), None);
+        assert!(p.flag.is_some());
+        assert_eq!(p.get("r1").unwrap().state, RequestState::Failed);
+        assert_eq!(
+            p.invite_status("inv1", "sent", 3_500),
+            None,
+            "final stays final"
+        );
+        assert_eq!(
+            p.schedule("r2", cand("o2", 3_000), T, false, 3_000).state,
+            RequestState::Scheduled,
+            "the next order's request goes out"
+        );
+    }
+
+    #[test]
+    fn delivery_resolves_and_unresolved_is_escalated_once() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        send(&mut p, "r1", "inv1", 2_000);
+        assert_eq!(p.next_wake(), Some(7_000));
+        assert!(p.due_checks(6_000).is_empty());
+        assert_eq!(p.due_checks(7_000), vec!["inv1".to_owned()]);
+        p.mark_escalated("inv1");
+        assert!(p.due_checks(8_000).is_empty());
+        assert_eq!(p.next_wake(), None);
+        p.invite_status("inv1", "delivered", 9_000);
+        assert_eq!(p.get("r1").unwrap().state, RequestState::Delivered);
+        assert!(
+            p.cooldown_remaining(9_000).is_some(),
+            "delivered keeps the cooldown"
+        );
+        assert!(p.link_review("inv1", "rev1"));
+    }
+
+    #[test]
+    fn an_interrupted_send_is_never_repeated() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        assert_eq!(p.begin_fire("r1", false, 2_000), Fire::CheckOrder);
+        p.mark_sending("r1", "google", "campaign_default", 2_000);
+        // The isolate died here; the alarm runs again.
+        assert_eq!(p.due(2_500), vec!["r1".to_owned()]);
+        assert_eq!(p.begin_fire("r1", false, 2_500), Fire::Interrupted);
+        assert_eq!(p.get("r1").unwrap().state, RequestState::Unknown);
+        assert_eq!(p.begin_fire("r1", false, 3_000), Fire::Nothing);
+    }
+
+    #[test]
+    fn cancel_and_history_bound() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        assert!(p.cancel("r1", 1).is_ok());
+        assert!(p.cancel("r1", 1).is_err());
+        for i in 0..(MAX_REQUESTS + 20) {
+            p.schedule(&format!("x{i}"), cand(&format!("ox{i}"), 0), T, true, 0);
+        }
+        assert_eq!(p.requests.len(), MAX_REQUESTS);
+    }
+}
