@@ -30,7 +30,8 @@ wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$ROOT/.wrangler/state" 
   --var "PODIUM_API_BASE:http://127.0.0.1:$SANDBOX_PORT" \
   --var "PODIUM_TOKEN_URL:http://127.0.0.1:$SANDBOX_PORT/oauth/token" \
   --var "WEBHOOK_ALERT_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/alerts" \
-  --var "WEBHOOK_THANK_YOU_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/hooks/thank-you" &
+  --var "WEBHOOK_THANK_YOU_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/hooks/thank-you" \
+  --var "SHOPIFY_API_BASE:http://127.0.0.1:$SANDBOX_PORT" &
 pids+=($!)
 
 for _ in $(seq 1 300); do

@@ -86,6 +86,15 @@ pub enum PodiumOutcome {
     KeptOptOut,
 }
 
+/// Whether our record and Podium's contact disagree, and what that risks.
+pub fn drift_between(ours_opted_out: bool, podium_opted_out: bool) -> Option<&'static str> {
+    match (ours_opted_out, podium_opted_out) {
+        (true, false) => Some("opted out here but Podium's contact is not: Podium's own inbox and campaigns may still text this phone"),
+        (false, true) => Some("Podium has the phone opted out but our record does not: an opt-out the gateway missed (e.g. a contact.updated webhook that never arrived)"),
+        _ => None,
+    }
+}
+
 /// The single opt-out record of one phone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptOutRecord {
@@ -173,12 +182,18 @@ impl OptOutRecord {
 
     /// Whether Podium's last word disagrees with our record, and how.
     pub fn drift(&self) -> Option<&'static str> {
-        let podium_out = self.podium?.opted_out_at_ms.is_some();
-        match (self.opted_out, podium_out) {
-            (true, false) => Some("opted out here (not by Podium) but Podium's contact is not opted out: Podium may still text this phone from its own inbox"),
-            (false, true) => Some("Podium has the phone opted out but our record does not"),
-            _ => None,
+        drift_between(self.opted_out, self.podium?.opted_out_at_ms.is_some())
+    }
+
+    /// The latest change per channel: "opt-out per flow, with time and source".
+    pub fn by_channel(&self) -> Vec<&Change> {
+        let mut latest: Vec<&Change> = Vec::new();
+        for change in self.history.iter().rev() {
+            if !latest.iter().any(|c| c.channel == change.channel) {
+                latest.push(change);
+            }
         }
+        latest
     }
 
     /// The unified predicate: may any flow text this phone now?

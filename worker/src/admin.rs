@@ -3,17 +3,19 @@
 //! re-routing, counters.
 
 use gateway_core::envelope::LocationContext;
-use gateway_core::optout::OptOutRecord;
+use gateway_core::optout::{self as optout_core, OptOutRecord};
 use gateway_core::{phone, routing};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use worker::{Env, Request, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::error::AppError;
 use crate::objects::contact::{self, JobKind};
 use crate::objects::ledger::{self, DeadLetter, Fallback};
 use crate::objects::{optout, token};
+use crate::podium::{self, Body};
+use crate::reviews;
 use crate::rpc;
 use crate::settings::Settings;
 use crate::webhooks;
@@ -32,7 +34,7 @@ pub fn authorize(req: &Request, settings: &Settings) -> Result<(), AppError> {
     }
 }
 
-fn e164(raw: &str) -> Result<String, AppError> {
+pub fn e164(raw: &str) -> Result<String, AppError> {
     let decoded = raw.replace("%2B", "+").replace("%2b", "+");
     phone::normalize(&decoded, None)
         .map(|p| p.to_string())
@@ -45,11 +47,28 @@ fn e164(raw: &str) -> Result<String, AppError> {
         })
 }
 
-/// `GET /admin/contacts/{phone}`.
-pub async fn contact(env: &Env, raw_phone: &str) -> Result<Response, AppError> {
+/// `GET /admin/contacts/{phone}`: the phone across flows (F19) — the opt-out record per
+/// channel, what Podium's contact says right now and any drift between them, the
+/// review cooldown, scheduled requests and the last invite, and the chat outbox.
+pub async fn contact(
+    env: &Env,
+    settings: &Settings,
+    raw_phone: &str,
+) -> Result<Response, AppError> {
     let phone = e164(raw_phone)?;
     let record: OptOutRecord = rpc::call(env, optout::BINDING, &phone, "get", &json!({})).await?;
     let outbox: Value = rpc::call(env, contact::BINDING, &phone, "status", &json!({})).await?;
+    let reviews_state = reviews::status(env, &phone).await?;
+    let podium_view = podium_contact(env, settings, &phone).await;
+    let mut drift = Vec::new();
+    if let Some(podium_out) = podium_view.get("opted_out").and_then(Value::as_bool) {
+        if let Some(reason) = optout_core::drift_between(record.opted_out, podium_out) {
+            drift.push(json!({"source": "podium_contact_now", "reason": reason}));
+        }
+    }
+    if let Some(reason) = record.drift() {
+        drift.push(json!({"source": "last_podium_webhook", "reason": reason}));
+    }
     let last = record.last_change();
     Ok(Response::from_json(&json!({
         "phone": phone,
@@ -57,11 +76,46 @@ pub async fn contact(env: &Env, raw_phone: &str) -> Result<Response, AppError> {
             "opted_out": record.opted_out,
             "changed_at_ms": last.map(|c| c.at_ms),
             "channel": last.map(|c| c.channel),
+            "by_channel": record.by_channel(),
             "history": record.history,
+            "podium_last_webhook": record.podium,
         },
+        "podium": podium_view,
+        "drift": drift,
+        "reviews": reviews_state,
         "contact": outbox.get("contact"),
         "outbox": outbox.get("pending"),
     }))?)
+}
+
+/// Podium's contact for a phone, read now: `transactionalOptedOutAt` on its phone channel.
+async fn podium_contact(env: &Env, settings: &Settings, phone: &str) -> Value {
+    let config = &settings.config.podium;
+    let url = podium::url(config, &format!("/v4/contacts/{}", podium::segment(phone)));
+    match podium::call_authorized(env, config, Method::Get, &url, Body::None).await {
+        Ok(Ok(reply)) if reply.is_success() => {
+            let data = reply.body.get("data").unwrap_or(&reply.body);
+            let channel = data
+                .get("channels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c.get("identifier").and_then(Value::as_str) == Some(phone));
+            let at = channel
+                .and_then(|c| c.get("transactionalOptedOutAt"))
+                .cloned();
+            json!({"read": true, "opted_out": at.as_ref().is_some_and(|v| !v.is_null()),
+                   "transactional_opted_out_at": at})
+        }
+        Ok(Ok(reply)) if reply.status == 404 => {
+            json!({"read": true, "exists": false, "opted_out": false})
+        }
+        Ok(Ok(reply)) => {
+            json!({"read": false, "error": format!("Podium answered {}: {}", reply.status, reply.detail())})
+        }
+        Ok(Err(e)) => json!({"read": false, "error": format!("{e:?}")}),
+        Err(e) => json!({"read": false, "error": e.to_string()}),
+    }
 }
 
 /// `GET /admin/dead-letters`.

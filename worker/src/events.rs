@@ -15,7 +15,7 @@ use crate::objects::{ledger, optout as optout_object};
 use crate::podium;
 use crate::rpc::{self, now_ms};
 use crate::settings::Settings;
-use crate::webchat;
+use crate::{reviews, webchat};
 
 /// Timeout for posts to the merchant's alert and thank-you hooks.
 const HOOK_TIMEOUT_MS: u32 = 5_000;
@@ -101,7 +101,7 @@ async fn keep(env: &Env, kind: &str, at_ms: i64, data: Value) -> Result<(), AppE
 }
 
 /// POST JSON to a merchant hook; anything but a 2xx is an error (and so retried).
-async fn post_hook(url: &str, payload: &Value) -> Result<u16, AppError> {
+pub async fn post_hook(url: &str, payload: &Value) -> Result<u16, AppError> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     let mut init = RequestInit::new();
@@ -187,11 +187,22 @@ pub async fn perform(
         Action::Review(r) => {
             // Kept first: the record survives even if the alert has to be retried.
             keep(env, "podium.review", r.at_ms, json!(r)).await?;
-            review(settings, r).await
+            let linked = reviews::link_review(env, r).await?;
+            let mut out = review(settings, r).await?;
+            if let (Some(map), Some(linked)) = (out.as_object_mut(), linked) {
+                map.insert("invite".into(), linked);
+            }
+            Ok(out)
         }
-        Action::InviteUpdated { at_ms, .. } => {
+        Action::InviteUpdated {
+            at_ms,
+            invite_uid,
+            status,
+            phone,
+        } => {
             keep(env, "podium.invite_updated", *at_ms, json!(action)).await?;
-            Ok(json!({"recorded": "podium.invite_updated"}))
+            let out = reviews::invite_status(env, invite_uid, status, phone.as_deref()).await?;
+            Ok(json!({"invite_status": out}))
         }
         Action::Webchat { envelope } => {
             let accepted = webchat::pipeline_json(env, settings, envelope).await?;
@@ -199,7 +210,8 @@ pub async fn perform(
         }
         Action::Store { kind, payload } => {
             keep(env, kind, now_ms(), payload.clone()).await?;
-            Ok(json!({"recorded": kind, "scheme": scheme}))
+            let review = reviews::trigger(env, settings, kind, payload).await?;
+            Ok(json!({"recorded": kind, "scheme": scheme, "review": review}))
         }
         Action::Ignore { reason } => Ok(json!({"ignored": reason})),
     }

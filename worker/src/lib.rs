@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod objects;
 mod podium;
+mod reviews;
 mod rpc;
 mod settings;
 mod validate;
@@ -23,6 +24,7 @@ pub use objects::idempotency::Idempotency;
 pub use objects::ledger::Ledger;
 pub use objects::limiter::Limiter;
 pub use objects::optout::OptOut;
+pub use objects::reviews::ReviewSchedule;
 pub use objects::session::Session;
 pub use objects::token::PodiumToken;
 
@@ -154,7 +156,16 @@ async fn route(
         (method, ["admin", rest @ ..]) => match admin::authorize(&req, &settings) {
             Err(e) => Err(e),
             Ok(()) => match (method, rest) {
-                (Method::Get, ["contacts", phone]) => admin::contact(env, phone).await,
+                (Method::Get, ["contacts", phone]) => admin::contact(env, &settings, phone).await,
+                (Method::Get, ["reviews"]) => reviews::list(env, &req).await,
+                (Method::Post, ["reviews", phone, id, "cancel"]) => match admin::e164(phone) {
+                    Ok(phone) => reviews::cancel(env, &phone, id).await,
+                    Err(e) => Err(e),
+                },
+                (Method::Get, ["webhooks"]) => webhooks::recent(env, &settings, &req).await,
+                (Method::Post, ["webhooks", "replay"]) => {
+                    webhooks::replay(req, env, &settings).await
+                }
                 (Method::Get, ["dead-letters"]) => admin::dead_letters(env).await,
                 (Method::Post, ["dead-letters", id, "replay"]) => {
                     admin::replay(env, &settings, id).await

@@ -1,6 +1,7 @@
 //! Configuration read once per isolate into typed values: the `GATEWAY_CONFIG` var
 //! (checked by `gateway_core::config`), optional local overrides (`PODIUM_API_BASE`,
-//! `PODIUM_TOKEN_URL`, `WEBHOOK_ALERT_URL`, `WEBHOOK_THANK_YOU_URL`), and secrets.
+//! `PODIUM_TOKEN_URL`, `WEBHOOK_ALERT_URL`, `WEBHOOK_THANK_YOU_URL`, `SHOPIFY_API_BASE`),
+//! and secrets.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -65,9 +66,10 @@ pub fn load(env: &Env) -> Result<Rc<Settings>, AppError> {
     let token_url = var(env, "PODIUM_TOKEN_URL");
     let alert_url = var(env, "WEBHOOK_ALERT_URL");
     let thank_you_url = var(env, "WEBHOOK_THANK_YOU_URL");
+    let shopify_base = var(env, "SHOPIFY_API_BASE");
     let admin_token = secret(env, "ADMIN_TOKEN");
     let fingerprint = format!(
-        "{raw}\u{0}{api_base:?}\u{0}{token_url:?}\u{0}{alert_url:?}\u{0}{thank_you_url:?}\u{0}{}",
+        "{raw}\u{0}{api_base:?}\u{0}{token_url:?}\u{0}{alert_url:?}\u{0}{thank_you_url:?}\u{0}{shopify_base:?}\u{0}{}",
         admin_token.as_deref().map_or(0, str::len)
     );
     if let Some(hit) = CACHED.with(|c| {
@@ -90,6 +92,9 @@ pub fn load(env: &Env) -> Result<Rc<Settings>, AppError> {
     }
     if thank_you_url.is_some() {
         config.webhooks.thank_you_url = thank_you_url;
+    }
+    if shopify_base.is_some() {
+        config.reviews.shopify.api_base = shopify_base;
     }
     let config = config
         .validated()

@@ -231,3 +231,78 @@ pub async fn requeue(env: &Env, settings: &Settings, job: &Value) -> Result<u32,
     .await?;
     Ok(shard)
 }
+
+/// `GET /admin/webhooks?limit=20`: the newest stored deliveries across shards.
+pub async fn recent(env: &Env, settings: &Settings, req: &Request) -> Result<Response, AppError> {
+    let limit = req
+        .url()?
+        .query_pairs()
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+        .unwrap_or(20)
+        .clamp(1, 200);
+    let mut all = Vec::new();
+    for shard in 0..settings.config.webhooks.shards {
+        let out: Value = rpc::call(
+            env,
+            idempotency::BINDING,
+            &idempotency::shard_name(shard),
+            "recent",
+            &json!({"limit": limit}),
+        )
+        .await?;
+        if let Some(rows) = out.get("deliveries").and_then(Value::as_array) {
+            all.extend(rows.iter().cloned());
+        }
+    }
+    let received = |v: &Value| v.get("received_ms").and_then(Value::as_f64).unwrap_or(0.0);
+    all.sort_by(|a, b| received(b).total_cmp(&received(a)));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    all.truncate(limit as usize);
+    Ok(Response::from_json(&json!({"deliveries": all}))?)
+}
+
+/// `POST /admin/webhooks/replay {key, force?}`: run a stored delivery through processing
+/// again. Dedup applies unless `force` (a dead-lettered one is always replayable).
+pub async fn replay(
+    mut req: Request,
+    env: &Env,
+    settings: &Settings,
+) -> Result<Response, AppError> {
+    let body: Value = req.json().await.map_err(|_| {
+        AppError::bad_request(
+            "invalid_json",
+            "expected {\"key\": \"…\", \"force\": false}",
+            None,
+        )
+    })?;
+    let key = body.get("key").and_then(Value::as_str).unwrap_or_default();
+    if key.is_empty() {
+        return Err(AppError::bad_request(
+            "missing_key",
+            "key is required (see GET /admin/webhooks)",
+            Some("key"),
+        ));
+    }
+    let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
+    let shard = webhook::shard_of(key, settings.config.webhooks.shards);
+    let out: Value = rpc::call(
+        env,
+        idempotency::BINDING,
+        &idempotency::shard_name(shard),
+        "replay",
+        &json!({"key": key, "force": force}),
+    )
+    .await?;
+    if out.get("found").and_then(Value::as_bool) != Some(true) {
+        return Err(AppError::NotFound(
+            "no stored delivery with this key (expired or never received)",
+        ));
+    }
+    let status = if out.get("replayed").and_then(Value::as_bool) == Some(true) {
+        202
+    } else {
+        200
+    };
+    Ok(Response::from_json(&out)?.with_status(status))
+}

@@ -160,6 +160,56 @@ impl Idempotency {
                 let claimed = self.claim(claim).await?;
                 Ok(json!(claimed))
             }
+            "recent" => {
+                let limit = body
+                    .get("limit")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(20)
+                    .clamp(1, 200);
+                let rows: Vec<Value> = self
+                    .sql()
+                    .exec(
+                        "SELECT key, scheme, event_type, state, received_ms, attempts, duplicates, last_error, outcome FROM deliveries ORDER BY received_ms DESC LIMIT ?",
+                        vec![int(limit)],
+                    )?
+                    .to_array()?;
+                Ok(json!({"deliveries": rows}))
+            }
+            // An operator replays a stored delivery (F19). Without `force` the key's
+            // dedup still applies: a delivery already processed is not run again.
+            "replay" => {
+                let key = body.get("key").and_then(Value::as_str).unwrap_or_default();
+                let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
+                let sql = self.sql();
+                let rows: Vec<Value> = sql
+                    .exec(
+                        "SELECT state FROM deliveries WHERE key = ?",
+                        vec![text(key)],
+                    )?
+                    .to_array()?;
+                let Some(state) = rows
+                    .first()
+                    .and_then(|r| r.get("state"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                else {
+                    return Ok(json!({"found": false}));
+                };
+                if state != "dead" && !force {
+                    return Ok(
+                        json!({"found": true, "replayed": false, "duplicate": true, "state": state}),
+                    );
+                }
+                let now = now_ms();
+                sql.exec(
+                    "UPDATE deliveries SET state = 'pending', attempts = 0, next_ms = ?, last_error = NULL WHERE key = ?",
+                    vec![int(now), text(key)],
+                )?;
+                self.wake_by(now).await?;
+                Ok(
+                    json!({"found": true, "replayed": true, "duplicate": false, "previous_state": state}),
+                )
+            }
             "get" => {
                 let key = body.get("key").and_then(Value::as_str).unwrap_or_default();
                 let rows: Vec<Value> = self

@@ -148,6 +148,27 @@ impl Ledger {
                 let start = event_key(kind, since, "");
                 Ok(json!({"events": self.list(&format!("ev:{kind}:"), Some(&start)).await?}))
             }
+            // Small lookups other objects need across phones: invite uid → phone,
+            // scheduled request → phone. Keys `ix:{name}`.
+            "index.put" => {
+                let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+                let value = body.get("value").cloned().unwrap_or(Value::Null);
+                storage.put(&format!("ix:{name}"), &value).await?;
+                Ok(json!({}))
+            }
+            "index.get" => {
+                let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+                Ok(json!({"value": storage.get::<Value>(&format!("ix:{name}")).await?}))
+            }
+            "index.delete" => {
+                let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+                storage.delete(&format!("ix:{name}")).await?;
+                Ok(json!({}))
+            }
+            "index.list" => {
+                let prefix = body.get("name").and_then(Value::as_str).unwrap_or_default();
+                Ok(json!({"values": self.list(&format!("ix:{prefix}"), None).await?}))
+            }
             "fallback.list" => {
                 let since = body.get("since").and_then(Value::as_i64).unwrap_or(0);
                 let start = fallback_key(since, "");

@@ -5,5 +5,6 @@ pub mod idempotency;
 pub mod ledger;
 pub mod limiter;
 pub mod optout;
+pub mod reviews;
 pub mod session;
 pub mod token;
