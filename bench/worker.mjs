@@ -6,15 +6,13 @@
 //
 // Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3].
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { ROOT, freePort } from '../tests/support/stack.mjs';
-
-const SECONDS = Number(process.env.BENCH_WRK_SECONDS || 10);
-const CONNECTIONS = Number(process.env.BENCH_WRK_CONNECTIONS || 8);
+import { ROOT } from '../tests/support/stack.mjs';
+import { CONNECTIONS, SECONDS, cleanup, startSandbox, startWorker, stop, wrk } from './workerd.mjs';
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS || 3);
 const log = (...a) => console.error(...a);
 
@@ -30,87 +28,6 @@ const CONFIG = {
   rate_limits: { per_ip: { burst: 1000000, per_minute: 100000000 }, per_session: { burst: 1000, per_minute: 1000000 } },
   podium: { requests_per_minute: 100000 },
 };
-
-const children = new Set();
-function cleanup() {
-  for (const child of children) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
-
-function start(cmd, args, env = {}) {
-  const child = spawn(cmd, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  children.add(child);
-  child.output = '';
-  child.stdout.on('data', (d) => { child.output += d; });
-  child.stderr.on('data', (d) => { child.output += d; });
-  return child;
-}
-
-async function stop(child) {
-  if (!child || child.exitCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  try { process.kill(-child.pid, 'SIGINT'); } catch { /* gone */ }
-  const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
-  await done;
-  clearTimeout(t);
-  children.delete(child);
-}
-
-async function startSandbox() {
-  const child = start(path.join(ROOT, 'target/debug/podium-sandbox'), ['--port', '0', '--rate-limit-per-minute', '0']);
-  for (let i = 0; i < 200; i++) {
-    const m = child.output.match(/"listening":"([^"]+)"/);
-    if (m) return { child, url: m[1] };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('sandbox did not start: ' + child.output);
-}
-
-async function startWorker(sandboxUrl, persist) {
-  const port = await freePort();
-  const vars = {
-    GATEWAY_CONFIG: JSON.stringify(CONFIG),
-    PODIUM_API_BASE: sandboxUrl,
-    PODIUM_TOKEN_URL: `${sandboxUrl}/oauth/token`,
-    PODIUM_CLIENT_ID: 'sandbox-client',
-    PODIUM_CLIENT_SECRET: 'sandbox-secret',
-    PODIUM_REFRESH_TOKEN: 'sandbox-refresh-token',
-    ADMIN_TOKEN: 'bench-admin',
-  };
-  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist];
-  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
-  const child = start(process.execPath, args, {
-    PATH: `${ROOT}/node_modules/.bin:${os.homedir()}/.cargo/bin:${process.env.PATH}`,
-    WRANGLER_SEND_METRICS: 'false',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 1800; i++) {
-    try { if ((await fetch(`${url}/health`)).ok) return { child, url }; } catch { /* not yet */ }
-    if (child.exitCode !== null) throw new Error('wrangler exited: ' + child.output.slice(-2000));
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('worker did not start');
-}
-
-function wrk(url, script) {
-  const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '--timeout', '10s'];
-  if (script) args.push('-s', script);
-  args.push(url);
-  const out = execFileSync('wrk', args, { encoding: 'utf8' });
-  const num = (re) => { const m = out.match(re); return m ? m[1] : null; };
-  const ms = (v) => (v == null ? null : v.endsWith('us') ? parseFloat(v) / 1000 : v.endsWith('ms') ? parseFloat(v) : parseFloat(v) * 1000);
-  const non2xx = Number(num(/Non-2xx or 3xx responses: (\d+)/) || 0);
-  return {
-    rps: parseFloat(num(/Requests\/sec:\s+([\d.]+)/)),
-    p50: ms(num(/ 50%\s+([\d.]+\w+)/)),
-    p99: ms(num(/ 99%\s+([\d.]+\w+)/)),
-    requests: Number(num(/(\d+) requests in/)),
-    non2xx,
-  };
-}
 
 async function timed(url, init) {
   const t = performance.now();
@@ -147,7 +64,7 @@ async function main() {
     const cold = [];
     let warm = [];
     for (let i = 0; i < COLD_RUNS; i++) {
-      const worker = await startWorker(sandbox.url, path.join(tmp, `cold-${i}`));
+      const worker = await startWorker(sandbox.url, path.join(tmp, `cold-${i}`), CONFIG);
       // /health touches no phone code; the first validate builds the metadata.
       cold.push((await validate(worker.url)).ms);
       for (let j = 0; j < 20; j++) warm.push((await validate(worker.url)).ms);
@@ -156,7 +73,7 @@ async function main() {
     log(`  cold ${cold.map((x) => x.toFixed(1)).join(', ')} ms; warm median ${median(warm).toFixed(2)} ms`);
 
     log(`==> load: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
-    const worker = await startWorker(sandbox.url, path.join(tmp, 'load'));
+    const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG);
     for (let j = 0; j < 20; j++) await validate(worker.url);
     const health = wrk(`${worker.url}/health`);
     log(`  GET /health: ${health.rps} req/s, p50 ${health.p50} ms, p99 ${health.p99} ms`);

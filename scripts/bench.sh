@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-#! Benchmarks that print figures (not tests). `scripts/bench.sh [phone|worker|all]`:
+#! Benchmarks that print figures (not tests). `scripts/bench.sh [phone|worker|webhooks|all]`:
 #!   phone  — our widget (Rust → wasm) vs libphonenumber-js/max: size, cold start and warm
 #!            speed in Node and headless Chromium, agreement on one mixed-region corpus
 #!            (bench/run.mjs; knobs BENCH_COLD_RUNS, BENCH_PASSES, BENCH_WARMUP_PASSES,
@@ -7,6 +7,10 @@
 #!   worker — the worker under wrangler dev: webchat route vs a no-op route under wrk,
 #!            cold vs warm first request, bundle size (bench/worker.mjs; knobs
 #!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS).
+#!   webhooks — signed Podium deliveries vs a no-op route under wrk on one workerd, and CPU
+#!            per signature verification (core, native) vs Node's crypto
+#!            (bench/webhooks.mjs; knobs BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS,
+#!            BENCH_WEBHOOK_SHARDS).
 #! Markdown on stdout; JSON in bench/results/.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -23,12 +27,18 @@ if [[ "$what" == phone || "$what" == all ]]; then
   say "bench: widget vs libphonenumber-js/max"
   node "$ROOT/bench/run.mjs"
 fi
-if [[ "$what" == worker || "$what" == all ]]; then
+if [[ "$what" == worker || "$what" == webhooks || "$what" == all ]]; then
   if ! command -v wrk >/dev/null; then
     say "installing wrk from Debian"
     if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
   fi
   cargo build -q -p podium-sandbox
+fi
+if [[ "$what" == worker || "$what" == all ]]; then
   say "bench: worker under wrangler dev"
   node "$ROOT/bench/worker.mjs"
+fi
+if [[ "$what" == webhooks || "$what" == all ]]; then
+  say "bench: signed webhooks under wrangler dev"
+  node "$ROOT/bench/webhooks.mjs"
 fi
