@@ -33,7 +33,7 @@ after(async () => {
   }
 });
 
-test('acknowledged, runtime killed before processing, restarted on the same state → processed exactly once; a retry is a duplicate', { timeout: 300_000 }, async () => {
+test('acknowledged, runtime killed before processing, restarted on the same state → processed exactly once; a retry is a duplicate', { timeout: 300_000 }, async (t) => {
   const config = testConfig({
     webhooks: { alert_url: `${sandbox.url}/_sandbox/alerts`, shards: 4, process_delay_ms: PROCESS_DELAY_MS },
   });
@@ -95,5 +95,5 @@ test('acknowledged, runtime killed before processing, restarted on the same stat
   assert.equal(m.verified, 2, `the warm-up and the review: ${JSON.stringify(m)}`);
   assert.equal(m.duplicate, 1, JSON.stringify(m));
   assert.equal(m.processed, 1, `processed once, across the restart: ${JSON.stringify(m)}`);
-  console.log(`# restart: killed ${killedAfter} ms after the ack, back up after ${restartedAfter} ms, alert at ${alerts[0].at_ms - t0} ms`);
+  t.diagnostic(`restart: killed ${killedAfter} ms after the ack, back up after ${restartedAfter} ms, alert at ${alerts[0].at_ms - t0} ms`);
 });

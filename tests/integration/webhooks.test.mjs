@@ -66,6 +66,7 @@ const ROTATED = {
 
 const MAX_BODY = 16_384;
 const MAX_ATTEMPTS = 3;
+const CHATWOOT_RETENTION_MS = 3000;
 
 const gw = gatewayForFile({
   config: (sb) => testConfig({
@@ -78,6 +79,9 @@ const gw = gatewayForFile({
       max_attempts: MAX_ATTEMPTS,
       shopify_max_age_ms: 60_000,
       max_body_bytes: MAX_BODY,
+      // Chatwoot keys expire after 3 s here, so a test can watch a key being forgotten.
+      retention: { chatwoot_ms: CHATWOOT_RETENTION_MS },
+      allow_short_retention: true,
     },
   }),
   vars: {
@@ -481,6 +485,21 @@ describe('dedup', () => {
     // The rotated key signing the retry changes nothing.
     assert.equal((await deliver(gw, 'standard/crm', hooks.standard(event, { id, secret: ROTATED.standard }))).body.duplicate, true);
   });
+
+  test(`keys are forgotten after their retention (Chatwoot: ${CHATWOOT_RETENTION_MS} ms here) → the same delivery is new again`, async () => {
+    const delivery = randomUUID();
+    const payload = { event: 'conversation_created', id: 6, conversation: { id: 100 } };
+    const t0 = Date.now();
+    assertAccepted(await deliver(gw, 'chatwoot', hooks.chatwoot(payload, { delivery })));
+    assert.equal((await deliver(gw, 'chatwoot', hooks.chatwoot(payload, { delivery }))).body.duplicate, true);
+    await sleep(Math.max(0, t0 + CHATWOOT_RETENTION_MS + 500 - Date.now()));
+    // The shard's alarm deletes the key at its expiry; poll briefly for it.
+    const again = await waitFor(async () => {
+      const res = await deliver(gw, 'chatwoot', hooks.chatwoot(payload, { delivery }));
+      return res.body?.duplicate === false ? res : null;
+    }, { timeoutMs: 10_000, intervalMs: 500, what: 'the key to expire' });
+    assertAccepted(again);
+  });
 });
 
 // ---- what the events do ----
@@ -648,7 +667,6 @@ test('fast ack: signed Podium deliveries (warm) are acknowledged well inside Pod
   const pct = (p) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))];
   const summary = `ack latency over ${times.length}: p50 ${pct(50).toFixed(1)} ms, p95 ${pct(95).toFixed(1)} ms, max ${times.at(-1).toFixed(1)} ms`;
   t.diagnostic(summary);
-  console.log(`# ${summary}`);
   assert.ok(times.at(-1) < 2000, summary);
   await settle();
 });
