@@ -53,10 +53,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         "/v1/webchat/messages" | "/chat" | "/v1/webchat/attachments"
     );
     // Webhooks: accepted deliveries are counted by their idempotency shard; refusals
-    // (signature, size, type) here, by scheme and reason.
+    // (signature, size, type) here, by scheme and reason. The name comes from a fixed
+    // list, never from the path: every made-up route would otherwise add a counter.
     let webhook_rejected = path
         .strip_prefix("/webhooks/")
-        .and_then(|rest| code.map(|c| (rest.split('/').next().unwrap_or("unknown"), c)))
+        .and_then(|rest| code.map(|c| (webhooks::counter_scheme(rest), c)))
         .map(|(scheme, code)| format!("webhook:{scheme}:rejected:{code}"));
     let counter = match (method == Method::Post && ingress, code) {
         (true, None) => Some(format!("received{}", path.replace('/', ":"))),

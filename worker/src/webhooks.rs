@@ -40,6 +40,17 @@ pub fn scheme_of(segments: &[&str]) -> Option<(Scheme, Option<String>)> {
     }
 }
 
+/// The scheme a refused `/webhooks/{rest}` request is counted under: one of the
+/// schemes, or `unknown` for any other first segment (a bounded set of counter names).
+pub fn counter_scheme(rest: &str) -> &'static str {
+    let first = rest.split('/').next().unwrap_or_default();
+    webhook::SCHEMES
+        .into_iter()
+        .map(Scheme::as_str)
+        .find(|name| *name == first)
+        .unwrap_or("unknown")
+}
+
 fn action_name(action: &Action) -> &'static str {
     match action {
         Action::Keyword { .. } => "keyword",

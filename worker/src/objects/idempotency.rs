@@ -77,6 +77,14 @@ pub struct Claimed {
     pub state: String,
 }
 
+/// Where a claim comes from: a provider's delivery, or an operator replaying a dead
+/// letter (which must not count as another verified delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Delivery,
+    Replay,
+}
+
 #[derive(Debug, Deserialize)]
 struct DueRow {
     key: String,
@@ -147,7 +155,7 @@ impl Idempotency {
         match op {
             "claim" => {
                 let claim: Claim = rpc::args(body)?;
-                Ok(json!(self.claim(claim).await?))
+                Ok(json!(self.claim(claim, Origin::Delivery).await?))
             }
             "requeue" => {
                 // Replay of a dead letter: the same key, back to pending, attempts reset.
@@ -157,7 +165,7 @@ impl Idempotency {
                     "DELETE FROM deliveries WHERE key = ?",
                     vec![text(claim.key.clone())],
                 )?;
-                let claimed = self.claim(claim).await?;
+                let claimed = self.claim(claim, Origin::Replay).await?;
                 Ok(json!(claimed))
             }
             "recent" => {
@@ -239,7 +247,7 @@ impl Idempotency {
         }
     }
 
-    async fn claim(&self, claim: Claim) -> Result<Claimed, AppError> {
+    async fn claim(&self, claim: Claim, origin: Origin) -> Result<Claimed, AppError> {
         let sql = self.sql();
         let nothing_to_do = matches!(claim.action, Action::Ignore { .. });
         let state = if nothing_to_do { "done" } else { "pending" };
@@ -290,9 +298,13 @@ impl Idempotency {
                 state,
             });
         }
-        bump(&sql, &format!("{}.verified", claim.scheme), 1)?;
-        if nothing_to_do {
-            bump(&sql, &format!("{}.ignored", claim.scheme), 1)?;
+        // A replay is the same event again, not a new delivery: counted once, when
+        // it was received.
+        if origin == Origin::Delivery {
+            bump(&sql, &format!("{}.verified", claim.scheme), 1)?;
+            if nothing_to_do {
+                bump(&sql, &format!("{}.ignored", claim.scheme), 1)?;
+            }
         }
         let wake = if nothing_to_do {
             claim.expires_ms
