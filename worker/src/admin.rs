@@ -344,11 +344,22 @@ fn webhook_summary(ledger_counters: Option<&Value>, shards: &Value) -> Value {
                 }
             }
         }
+        let error_prefix = format!("webhook:{name}:error:");
+        let errors: i64 = ledger_counters
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .filter(|(k, _)| k.starts_with(&error_prefix))
+                    .filter_map(|(_, v)| v.as_i64())
+                    .sum()
+            })
+            .unwrap_or(0);
         let (verified, duplicate) = (shard("verified"), shard("duplicate"));
         out.insert(
             name.to_owned(),
             json!({
-                "received": verified + duplicate + rejected_total,
+                "received": verified + duplicate + rejected_total + errors,
+                "errors": errors,
                 "verified": verified,
                 "duplicate": duplicate,
                 "rejected": rejected_total,

@@ -55,10 +55,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // Webhooks: accepted deliveries are counted by their idempotency shard; refusals
     // (signature, size, type) here, by scheme and reason. The name comes from a fixed
     // list, never from the path: every made-up route would otherwise add a counter.
+    // A 5xx is our failure, not a refusal: counted apart (`errors`), so the rejection
+    // figures stay about what providers sent.
+    let server_error = response.status_code() >= 500;
     let webhook_rejected = path
         .strip_prefix("/webhooks/")
         .and_then(|rest| code.map(|c| (webhooks::counter_scheme(rest), c)))
-        .map(|(scheme, code)| format!("webhook:{scheme}:rejected:{code}"));
+        .map(|(scheme, code)| {
+            let kind = if server_error { "error" } else { "rejected" };
+            format!("webhook:{scheme}:{kind}:{code}")
+        });
     let counter = match (method == Method::Post && ingress, code) {
         (true, None) => Some(format!("received{}", path.replace('/', ":"))),
         (true, Some(code)) => Some(format!("rejected:{code}")),

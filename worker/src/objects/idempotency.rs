@@ -159,10 +159,12 @@ impl Idempotency {
             }
             "requeue" => {
                 // Replay of a dead letter: the same key, back to pending, attempts reset.
+                // Only a dead row is replaced: of two replays at once, the second finds
+                // the row pending and is answered as a duplicate.
                 let claim: Claim = rpc::args(body)?;
                 let sql = self.sql();
                 sql.exec(
-                    "DELETE FROM deliveries WHERE key = ?",
+                    "DELETE FROM deliveries WHERE key = ? AND state = 'dead'",
                     vec![text(claim.key.clone())],
                 )?;
                 let claimed = self.claim(claim, Origin::Replay).await?;
