@@ -257,7 +257,6 @@ describe('opt-out (F6)', () => {
   });
 
   test('the admin view shows drift between the gateway’s record and Podium’s (MISSION F19)',
-    { todo: 'worker gap: GET /admin/contacts/{phone} reports only the gateway’s own opt-out record; Podium’s transactionalOptedOutAt is never read, so drift cannot be seen' },
     async () => {
       const phone = auPhone();
       await send(phone, randomUUID(), 'Hello');
@@ -267,6 +266,9 @@ describe('opt-out (F6)', () => {
       assert.equal(res.status, 200);
       const admin = await gw.adminContact(phone.e164);
       assert.equal(admin.status, 200, admin.text);
-      assert.match(JSON.stringify(admin.body), /drift/i, `the view flags the disagreement: ${admin.text}`);
+      assert.equal(admin.body.opt_out.opted_out, false, 'our record never heard of it');
+      assert.equal(admin.body.podium.opted_out, true, `Podium's contact is read now: ${JSON.stringify(admin.body.podium)}`);
+      assert.ok(admin.body.drift.length >= 1, `the view flags the disagreement: ${admin.text}`);
+      assert.match(admin.body.drift[0].reason, /Podium has the phone opted out/);
     });
 });
