@@ -242,6 +242,9 @@ impl ReviewSchedule {
         } else {
             OrderCheck::NotApplicable
         };
+        // Other calls (a new trigger, a cancel, an invite status) may have changed the
+        // state while we waited: always re-read after a network call.
+        let mut reviews = self.load().await?;
         let outcome = reviews.after_order(id, &check, config.reviews.recheck_retry_ms, now_ms());
         self.save(&reviews).await?;
         match outcome {
@@ -291,6 +294,7 @@ impl ReviewSchedule {
             Body::Json(invite),
         )
         .await?;
+        let mut reviews = self.load().await?;
         let now = now_ms();
         match answer {
             Ok(reply) if reply.is_success() => {
