@@ -82,6 +82,9 @@ pub struct ReviewRequest {
     pub platform: Option<String>,
     pub platform_reason: Option<String>,
     pub invite: Option<Invite>,
+    /// Invite calls made so far (the retry policy's attempt number).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// A phone flagged after an invite failed (the carrier refused, wrong number, …).
@@ -232,6 +235,7 @@ impl PhoneReviews {
             platform: None,
             platform_reason: None,
             invite: None,
+            attempts: 0,
         };
         self.push(request.clone());
         request
@@ -313,14 +317,16 @@ impl PhoneReviews {
         }
     }
 
-    /// About to call Podium: persisted before the call.
-    pub fn mark_sending(&mut self, id: &str, platform: &str, why: &str, now_ms: i64) {
-        if let Some(r) = self.find(id) {
-            r.state = RequestState::Sending;
-            r.platform = Some(platform.to_owned());
-            r.platform_reason = Some(why.to_owned());
-            r.updated_ms = now_ms;
-        }
+    /// About to call Podium: persisted before the call. Returns the attempt number of
+    /// this call (1 for the first), for the retry policy.
+    pub fn mark_sending(&mut self, id: &str, platform: &str, why: &str, now_ms: i64) -> u32 {
+        let Some(r) = self.find(id) else { return 0 };
+        r.state = RequestState::Sending;
+        r.platform = Some(platform.to_owned());
+        r.platform_reason = Some(why.to_owned());
+        r.updated_ms = now_ms;
+        r.attempts = r.attempts.saturating_add(1);
+        r.attempts
     }
 
     /// Podium accepted the invite: the cooldown starts now, remembering the one before
@@ -666,6 +672,28 @@ mod tests {
             "delivered keeps the cooldown"
         );
         assert!(p.link_review("inv1", "rev1"));
+    }
+
+    #[test]
+    fn each_invite_call_is_counted_for_the_retry_policy() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        let found = OrderCheck::Found {
+            financial_status: Some("paid".into()),
+            cancelled: false,
+        };
+        for attempt in 1..=3 {
+            let now = 2_000 * i64::from(attempt);
+            assert_eq!(p.begin_fire("r1", false, now), Fire::CheckOrder);
+            p.after_order("r1", &found, 1_000, now).unwrap();
+            assert_eq!(
+                p.mark_sending("r1", "google", "campaign_default", now),
+                attempt
+            );
+            p.retry_at("r1", now + 1_000, "500", now);
+        }
+        assert_eq!(p.get("r1").unwrap().attempts, 3);
+        assert_eq!(p.mark_sending("nope", "google", "x", 0), 0);
     }
 
     #[test]
