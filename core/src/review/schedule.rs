@@ -11,6 +11,13 @@ use super::config::Timing;
 /// Requests kept per phone (finished ones beyond this are dropped, oldest first).
 pub const MAX_REQUESTS: usize = 50;
 
+/// How long after `mark_sending` the alarm stays armed for a request still `Sending`:
+/// if the run dies mid-call (isolate evicted, runtime killed), the next run finds it,
+/// marks it unknown and escalates it (never re-sends). Longer than an invite call takes
+/// (a token refresh and two Podium calls within their timeouts); alarms of one object
+/// never overlap, so a normal run always settles the request first.
+pub const SENDING_GRACE_MS: i64 = 30_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestState {
@@ -464,11 +471,11 @@ impl PhoneReviews {
 
     /// When the phone's alarm should next fire.
     pub fn next_wake(&self) -> Option<i64> {
-        let fires = self
-            .requests
-            .iter()
-            .filter(|r| r.state == RequestState::Scheduled)
-            .map(|r| r.fire_at_ms);
+        let fires = self.requests.iter().filter_map(|r| match r.state {
+            RequestState::Scheduled => Some(r.fire_at_ms),
+            RequestState::Sending => Some(r.updated_ms.saturating_add(SENDING_GRACE_MS)),
+            _ => None,
+        });
         let checks = self
             .requests
             .iter()
@@ -702,7 +709,9 @@ mod tests {
         p.schedule("r1", cand("o1", 0), T, false, 0);
         assert_eq!(p.begin_fire("r1", false, 2_000), Fire::CheckOrder);
         p.mark_sending("r1", "google", "campaign_default", 2_000);
-        // The isolate died here; the alarm runs again.
+        // The alarm stays armed while the call is in flight…
+        assert_eq!(p.next_wake(), Some(2_000 + SENDING_GRACE_MS));
+        // …the isolate died here; the alarm runs again.
         assert_eq!(p.due(2_500), vec!["r1".to_owned()]);
         assert_eq!(p.begin_fire("r1", false, 2_500), Fire::Interrupted);
         assert_eq!(p.get("r1").unwrap().state, RequestState::Unknown);
