@@ -263,6 +263,8 @@ impl PhoneReviews {
                     "interrupted",
                     "the send was interrupted; Podium may have the invite, so it is not sent again",
                 ));
+                let timing = r.timing;
+                self.hold_cooldown(timing, now_ms);
                 return Fire::Interrupted;
             }
             RequestState::Scheduled if r.fire_at_ms <= now_ms => {}
@@ -378,13 +380,24 @@ impl PhoneReviews {
         }
     }
 
-    /// No answer (timeout, lost connection): the invite may exist; never re-sent.
+    /// No answer (timeout, lost connection): the invite may exist; never re-sent, and
+    /// the cooldown holds as if it had been sent.
     pub fn unknown(&mut self, id: &str, detail: &str, now_ms: i64) {
-        if let Some(r) = self.find(id) {
-            r.state = RequestState::Unknown;
-            r.reason = Some(Reason::new("no_answer", detail));
-            r.updated_ms = now_ms;
-        }
+        let Some(r) = self.find(id) else { return };
+        r.state = RequestState::Unknown;
+        r.reason = Some(Reason::new("no_answer", detail));
+        r.updated_ms = now_ms;
+        let timing = r.timing;
+        self.hold_cooldown(timing, now_ms);
+    }
+
+    /// An invite may have reached the customer without our knowing (F7): start the
+    /// cooldown as a send would, with nothing to roll back (no invite to hear about).
+    fn hold_cooldown(&mut self, timing: Timing, now_ms: i64) {
+        let until = now_ms.saturating_add(timing.cooldown_ms);
+        self.cooldown_before_ms = self.cooldown_until_ms;
+        self.cooldown_until_ms = Some(self.cooldown_until_ms.map_or(until, |u| u.max(until)));
+        self.cooldown_invite = None;
     }
 
     /// An invite's delivery status (webhook or read). `failed` rolls back the cooldown
@@ -716,6 +729,34 @@ mod tests {
         assert_eq!(p.begin_fire("r1", false, 2_500), Fire::Interrupted);
         assert_eq!(p.get("r1").unwrap().state, RequestState::Unknown);
         assert_eq!(p.begin_fire("r1", false, 3_000), Fire::Nothing);
+        assert_eq!(p.next_wake(), None);
+        // The customer may have the invite: the cooldown holds.
+        assert_eq!(p.cooldown_remaining(3_000), Some(9_500));
+        let next = p.schedule("r2", cand("o2", 3_000), T, false, 3_000);
+        assert_eq!(next.reason.unwrap().code, "cooldown");
+    }
+
+    #[test]
+    fn no_answer_holds_the_cooldown() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        assert_eq!(p.begin_fire("r1", false, 2_000), Fire::CheckOrder);
+        p.mark_sending("r1", "google", "campaign_default", 2_000);
+        p.unknown("r1", "timed out", 5_000);
+        assert_eq!(p.get("r1").unwrap().state, RequestState::Unknown);
+        assert_eq!(p.cooldown_remaining(5_000), Some(10_000));
+        assert_eq!(p.next_wake(), None, "never re-sent");
+        assert_eq!(
+            p.schedule("r2", cand("o2", 6_000), T, false, 6_000)
+                .reason
+                .unwrap()
+                .code,
+            "cooldown"
+        );
+        assert!(p
+            .schedule("r3", cand("o3", 15_000), T, false, 15_000)
+            .reason
+            .is_none());
     }
 
     #[test]
