@@ -7,7 +7,7 @@
 //
 // One gateway for the file; every test uses its own phone (and orders), so the tests only
 // share the sandbox's lists, which they filter by phone, order or request id.
-import { before, describe, test } from 'node:test';
+import { afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
@@ -25,6 +25,9 @@ const REFUND_BUFFER_MS = 2000;
 const COOLDOWN_MS = 8000;
 const UNRESOLVED_AFTER_MS = 3000;
 const SLOW_BUFFER_MS = 6000;
+const RECHECK_RETRY_MS = 1000;
+// testConfig's retry.max_attempts.
+const MAX_ATTEMPTS = 6;
 
 const gw = gatewayForFile({
   config: (sb) => reviewsConfig(sb, {
@@ -32,6 +35,7 @@ const gw = gatewayForFile({
     cooldownMs: COOLDOWN_MS,
     unresolvedAfterMs: UNRESOLVED_AFTER_MS,
     slowBufferMs: SLOW_BUFFER_MS,
+    recheckRetryMs: RECHECK_RETRY_MS,
   }),
   vars: reviewsVars(),
 });
@@ -141,6 +145,20 @@ describe('the refund buffer and the fire-time checks (F8, F12)', () => {
     assert.equal(skipped.reason.code, 'order_not_found', JSON.stringify(skipped));
     assert.deepEqual(await invitesFor(gw, phone.e164), []);
   });
+
+  test('Shopify unavailable at fire time → the re-check is tried again after recheck_retry_ms, then sent', async () => {
+    const phone = auPhone();
+    const order = orderPayload({ phone: phone.e164 });
+    await putOrder(gw, order.id, { phone: phone.e164 });
+    const orderPath = `/admin/api/2025-01/orders/${order.id}.json`;
+    await gw.sandbox.fault({ method: 'GET', path: orderPath, status: 503, count: 2 });
+    await fulfil(gw, order);
+    await waitForOrderState(gw, phone.e164, order.id, 'sent');
+    const gets = (await gw.sandbox.state()).requests.filter((r) => r.path === orderPath);
+    assert.deepEqual(gets.map((r) => r.status), [503, 503, 200]);
+    assert.ok(gets[1].at_ms - gets[0].at_ms >= RECHECK_RETRY_MS - 100, 'waited before asking again');
+    assert.equal((await invitesFor(gw, phone.e164)).length, 1);
+  });
 });
 
 describe('the cooldown (F7) and failed deliveries (F9)', () => {
@@ -231,6 +249,76 @@ describe('the cooldown (F7) and failed deliveries (F9)', () => {
     assert.equal(after.invite.escalated, true);
     await sleep(UNRESOLVED_AFTER_MS + 1000);
     assert.equal((await alertsFor(gw, sent.id)).length, 1, 'escalated once');
+  });
+});
+
+describe('when Podium fails the invite call (F9, F18)', () => {
+  before(ready);
+  // Faults are global to the sandbox: these tests run one after the other and clear them.
+  afterEach(() => gw.sandbox.clearFaults());
+
+  const invitePosts = async (phone) => {
+    const uids = new Set((await invitesFor(gw, phone)).map((i) => i.uid));
+    return uids.size;
+  };
+  const postsSince = async (seq) => (await gw.sandbox.state()).requests
+    .filter((r) => r.seq > seq && r.method === 'POST' && r.path === '/v4/reviews/invites');
+  const lastSeq = async () => (await gw.sandbox.state()).requests.reduce((m, r) => Math.max(m, r.seq), 0);
+
+  test('500 twice → retried with backoff → one invite', async () => {
+    const phone = auPhone();
+    const seq = await lastSeq();
+    await gw.sandbox.fault({ method: 'POST', path: '/v4/reviews/invites', status: 500, count: 2 });
+    const { order } = await orderFulfilled(gw, { phone: phone.e164 });
+    await waitForOrderState(gw, phone.e164, order.id, 'sent');
+    const posts = await postsSince(seq);
+    assert.deepEqual(posts.map((r) => r.status), [500, 500, 201]);
+    assert.ok(posts[1].at_ms - posts[0].at_ms >= 90, 'backed off between attempts');
+    assert.equal(await invitePosts(phone.e164), 1);
+  });
+
+  test('500 every time → gives up after retry.max_attempts: failed, escalated, no cooldown', async () => {
+    const phone = auPhone();
+    const seq = await lastSeq();
+    await gw.sandbox.fault({ method: 'POST', path: '/v4/reviews/invites', status: 500, count: 1000 });
+    const { order } = await orderFulfilled(gw, { phone: phone.e164 });
+    const failed = await waitForOrderState(gw, phone.e164, order.id, 'failed', { timeoutMs: 30_000 });
+    const posts = await postsSince(seq);
+    assert.equal(posts.length, MAX_ATTEMPTS, `attempts: ${posts.map((r) => r.status)}`);
+    assert.match(failed.reason.message, /500/, JSON.stringify(failed.reason));
+    const alerts = await waitFor(async () => {
+      const found = await alertsFor(gw, failed.id);
+      return found.length ? found : null;
+    }, { what: 'the escalation' });
+    assert.equal(alerts.length, 1);
+    await sleep(1500);
+    assert.equal((await postsSince(seq)).length, MAX_ATTEMPTS, 'no attempt after giving up');
+    const view = await phoneView(gw, phone.e164);
+    assert.equal(view.reviews.cooldown_until_ms, null, JSON.stringify(view.reviews));
+  });
+
+  test('no answer in time (the invite may exist) → unknown, escalated, never re-sent, and the cooldown holds', async () => {
+    const phone = auPhone();
+    // Podium creates the invite, but only after the gateway stopped waiting (3 s).
+    await gw.sandbox.fault({ method: 'POST', path: '/v4/reviews/invites', status: 200, delay_ms: 4500 });
+    const { order } = await orderFulfilled(gw, { phone: phone.e164 });
+    const unknown = await waitForOrderState(gw, phone.e164, order.id, 'unknown', { timeoutMs: 20_000 });
+    assert.equal(unknown.reason.code, 'no_answer', JSON.stringify(unknown));
+    await waitFor(async () => (await invitesFor(gw, phone.e164)).length === 1, { what: 'the late invite at Podium' });
+    const alerts = await waitFor(async () => {
+      const found = await alertsFor(gw, unknown.id);
+      return found.length ? found : null;
+    }, { what: 'the escalation' });
+    assert.match(alerts[0].body.text, /may not have been sent/);
+
+    // The customer may well have the invite: a next order inside the window must not send another.
+    const view = await phoneView(gw, phone.e164);
+    assert.ok(view.reviews.cooldown_remaining_ms > 0, `cooldown after an unknown send: ${JSON.stringify(view.reviews)}`);
+    const next = await orderFulfilled(gw, { phone: phone.e164 });
+    const skipped = await waitForOrderState(gw, phone.e164, next.order.id, ['skipped', 'scheduled']);
+    assert.equal(skipped.reason?.code, 'cooldown', JSON.stringify(skipped));
+    await sleep(REFUND_BUFFER_MS + 1000);
+    assert.equal((await invitesFor(gw, phone.e164)).length, 1, 'never sent twice');
   });
 });
 

@@ -15,13 +15,14 @@ export const SHOP = 'harbour-and-bay.myshopify.com';
 export const SLOW_SHOP = 'harbour-and-bay-slow.myshopify.com';
 
 /** The review settings of the tests: second-scale windows (see core/src/review/config.rs). */
-export function reviewsConfig(sb, { refundBufferMs = 2000, cooldownMs = 8000, unresolvedAfterMs = 3000, slowBufferMs = 6000, ...webhooks } = {}) {
+export function reviewsConfig(sb, { refundBufferMs = 2000, cooldownMs = 8000, unresolvedAfterMs = 3000, slowBufferMs = 6000, recheckRetryMs = 1000, ...webhooks } = {}) {
   return testConfig({
     webhooks: { alert_url: `${sb.url}/_sandbox/alerts`, shards: 4, ...webhooks },
     reviews: {
       refund_buffer_ms: refundBufferMs,
       cooldown_ms: cooldownMs,
       unresolved_after_ms: unresolvedAfterMs,
+      recheck_retry_ms: recheckRetryMs,
       shops: [
         { domain: SHOP, location_uid: 'loc_sydney' },
         { domain: SLOW_SHOP, location_uid: 'loc_burleigh', refund_buffer_ms: slowBufferMs },
