@@ -11,6 +11,13 @@ use super::config::Timing;
 /// Requests kept per phone (finished ones beyond this are dropped, oldest first).
 pub const MAX_REQUESTS: usize = 50;
 
+/// How long after `mark_sending` the alarm stays armed for a request still `Sending`:
+/// if the run dies mid-call (isolate evicted, runtime killed), the next run finds it,
+/// marks it unknown and escalates it (never re-sends). Longer than an invite call takes
+/// (a token refresh and two Podium calls within their timeouts); alarms of one object
+/// never overlap, so a normal run always settles the request first.
+pub const SENDING_GRACE_MS: i64 = 30_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestState {
@@ -82,6 +89,9 @@ pub struct ReviewRequest {
     pub platform: Option<String>,
     pub platform_reason: Option<String>,
     pub invite: Option<Invite>,
+    /// Invite calls made so far (the retry policy's attempt number).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// A phone flagged after an invite failed (the carrier refused, wrong number, …).
@@ -232,6 +242,7 @@ impl PhoneReviews {
             platform: None,
             platform_reason: None,
             invite: None,
+            attempts: 0,
         };
         self.push(request.clone());
         request
@@ -252,6 +263,8 @@ impl PhoneReviews {
                     "interrupted",
                     "the send was interrupted; Podium may have the invite, so it is not sent again",
                 ));
+                let timing = r.timing;
+                self.hold_cooldown(timing, now_ms);
                 return Fire::Interrupted;
             }
             RequestState::Scheduled if r.fire_at_ms <= now_ms => {}
@@ -313,14 +326,16 @@ impl PhoneReviews {
         }
     }
 
-    /// About to call Podium: persisted before the call.
-    pub fn mark_sending(&mut self, id: &str, platform: &str, why: &str, now_ms: i64) {
-        if let Some(r) = self.find(id) {
-            r.state = RequestState::Sending;
-            r.platform = Some(platform.to_owned());
-            r.platform_reason = Some(why.to_owned());
-            r.updated_ms = now_ms;
-        }
+    /// About to call Podium: persisted before the call. Returns the attempt number of
+    /// this call (1 for the first), for the retry policy.
+    pub fn mark_sending(&mut self, id: &str, platform: &str, why: &str, now_ms: i64) -> u32 {
+        let Some(r) = self.find(id) else { return 0 };
+        r.state = RequestState::Sending;
+        r.platform = Some(platform.to_owned());
+        r.platform_reason = Some(why.to_owned());
+        r.updated_ms = now_ms;
+        r.attempts = r.attempts.saturating_add(1);
+        r.attempts
     }
 
     /// Podium accepted the invite: the cooldown starts now, remembering the one before
@@ -365,13 +380,24 @@ impl PhoneReviews {
         }
     }
 
-    /// No answer (timeout, lost connection): the invite may exist; never re-sent.
+    /// No answer (timeout, lost connection): the invite may exist; never re-sent, and
+    /// the cooldown holds as if it had been sent.
     pub fn unknown(&mut self, id: &str, detail: &str, now_ms: i64) {
-        if let Some(r) = self.find(id) {
-            r.state = RequestState::Unknown;
-            r.reason = Some(Reason::new("no_answer", detail));
-            r.updated_ms = now_ms;
-        }
+        let Some(r) = self.find(id) else { return };
+        r.state = RequestState::Unknown;
+        r.reason = Some(Reason::new("no_answer", detail));
+        r.updated_ms = now_ms;
+        let timing = r.timing;
+        self.hold_cooldown(timing, now_ms);
+    }
+
+    /// An invite may have reached the customer without our knowing (F7): start the
+    /// cooldown as a send would, with nothing to roll back (no invite to hear about).
+    fn hold_cooldown(&mut self, timing: Timing, now_ms: i64) {
+        let until = now_ms.saturating_add(timing.cooldown_ms);
+        self.cooldown_before_ms = self.cooldown_until_ms;
+        self.cooldown_until_ms = Some(self.cooldown_until_ms.map_or(until, |u| u.max(until)));
+        self.cooldown_invite = None;
     }
 
     /// An invite's delivery status (webhook or read). `failed` rolls back the cooldown
@@ -458,11 +484,11 @@ impl PhoneReviews {
 
     /// When the phone's alarm should next fire.
     pub fn next_wake(&self) -> Option<i64> {
-        let fires = self
-            .requests
-            .iter()
-            .filter(|r| r.state == RequestState::Scheduled)
-            .map(|r| r.fire_at_ms);
+        let fires = self.requests.iter().filter_map(|r| match r.state {
+            RequestState::Scheduled => Some(r.fire_at_ms),
+            RequestState::Sending => Some(r.updated_ms.saturating_add(SENDING_GRACE_MS)),
+            _ => None,
+        });
         let checks = self
             .requests
             .iter()
@@ -669,16 +695,68 @@ mod tests {
     }
 
     #[test]
+    fn each_invite_call_is_counted_for_the_retry_policy() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        let found = OrderCheck::Found {
+            financial_status: Some("paid".into()),
+            cancelled: false,
+        };
+        for attempt in 1..=3 {
+            let now = 2_000 * i64::from(attempt);
+            assert_eq!(p.begin_fire("r1", false, now), Fire::CheckOrder);
+            p.after_order("r1", &found, 1_000, now).unwrap();
+            assert_eq!(
+                p.mark_sending("r1", "google", "campaign_default", now),
+                attempt
+            );
+            p.retry_at("r1", now + 1_000, "500", now);
+        }
+        assert_eq!(p.get("r1").unwrap().attempts, 3);
+        assert_eq!(p.mark_sending("nope", "google", "x", 0), 0);
+    }
+
+    #[test]
     fn an_interrupted_send_is_never_repeated() {
         let mut p = PhoneReviews::default();
         p.schedule("r1", cand("o1", 0), T, false, 0);
         assert_eq!(p.begin_fire("r1", false, 2_000), Fire::CheckOrder);
         p.mark_sending("r1", "google", "campaign_default", 2_000);
-        // The isolate died here; the alarm runs again.
+        // The alarm stays armed while the call is in flight…
+        assert_eq!(p.next_wake(), Some(2_000 + SENDING_GRACE_MS));
+        // …the isolate died here; the alarm runs again.
         assert_eq!(p.due(2_500), vec!["r1".to_owned()]);
         assert_eq!(p.begin_fire("r1", false, 2_500), Fire::Interrupted);
         assert_eq!(p.get("r1").unwrap().state, RequestState::Unknown);
         assert_eq!(p.begin_fire("r1", false, 3_000), Fire::Nothing);
+        assert_eq!(p.next_wake(), None);
+        // The customer may have the invite: the cooldown holds.
+        assert_eq!(p.cooldown_remaining(3_000), Some(9_500));
+        let next = p.schedule("r2", cand("o2", 3_000), T, false, 3_000);
+        assert_eq!(next.reason.unwrap().code, "cooldown");
+    }
+
+    #[test]
+    fn no_answer_holds_the_cooldown() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        assert_eq!(p.begin_fire("r1", false, 2_000), Fire::CheckOrder);
+        p.mark_sending("r1", "google", "campaign_default", 2_000);
+        p.unknown("r1", "timed out", 5_000);
+        assert_eq!(p.get("r1").unwrap().state, RequestState::Unknown);
+        assert_eq!(p.cooldown_remaining(5_000), Some(10_000));
+        assert_eq!(p.next_wake(), None, "never re-sent");
+        assert_eq!(
+            p.schedule("r2", cand("o2", 6_000), T, false, 6_000)
+                .reason
+                .unwrap()
+                .code,
+            "cooldown"
+        );
+        assert!(p
+            .schedule("r3", cand("o3", 15_000), T, false, 15_000)
+            .reason
+            .is_none());
     }
 
     #[test]

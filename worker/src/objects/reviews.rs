@@ -266,7 +266,7 @@ impl ReviewSchedule {
             request.candidate.preference.as_deref(),
             &request.candidate.accounts,
         );
-        reviews.mark_sending(id, &platform, &why, now_ms());
+        let attempt = reviews.mark_sending(id, &platform, &why, now_ms());
         self.save(&reviews).await?;
 
         let mut invite = serde_json::Map::new();
@@ -321,12 +321,24 @@ impl ReviewSchedule {
                 self.finished(&reviews, phone, id, "sent").await
             }
             Ok(reply) => {
-                let attempt = reply.attempt();
                 let detail = reply.detail();
-                match delivery::next(&config.retry, 1, &attempt, now, rpc::random()) {
+                match delivery::next(&config.retry, attempt, &reply.attempt(), now, rpc::random()) {
                     Next::RetryAt { at_ms, reason } => {
                         reviews.retry_at(id, at_ms, &reason, now);
                         self.save(&reviews).await
+                    }
+                    Next::DeadLetter { reason } if attempt >= config.retry.max_attempts => {
+                        // Retried to the end of the policy: a person has to look.
+                        reviews.refused(id, Reason::new("podium_failed", reason.clone()), now);
+                        self.save(&reviews).await?;
+                        self.finished(&reviews, phone, id, "failed").await?;
+                        self.escalate(
+                            settings,
+                            phone,
+                            id,
+                            &format!("a review invite could not be sent: {reason}"),
+                        )
+                        .await
                     }
                     Next::Done | Next::DeadLetter { .. } => {
                         if detail.contains("opted_out") {
