@@ -293,6 +293,13 @@ impl PhoneReviews {
         let Some(r) = self.find(id) else {
             return Err(Some(Reason::new("gone", "no such request")));
         };
+        // Cancelled (or otherwise settled) while the order was being read: leave it.
+        if r.state != RequestState::Scheduled {
+            return Err(Some(Reason::new(
+                "not_scheduled",
+                "the request changed while the order was re-checked",
+            )));
+        }
         let skip = match check {
             OrderCheck::NotApplicable => None,
             OrderCheck::Found {
@@ -757,6 +764,26 @@ mod tests {
             .schedule("r3", cand("o3", 15_000), T, false, 15_000)
             .reason
             .is_none());
+    }
+
+    #[test]
+    fn a_request_cancelled_during_the_order_check_stays_cancelled() {
+        let mut p = PhoneReviews::default();
+        p.schedule("r1", cand("o1", 0), T, false, 0);
+        assert_eq!(p.begin_fire("r1", false, 2_000), Fire::CheckOrder);
+        p.cancel("r1", 2_100).unwrap();
+        let found = OrderCheck::Found {
+            financial_status: Some("paid".into()),
+            cancelled: false,
+        };
+        assert_eq!(
+            p.after_order("r1", &found, 1_000, 2_200)
+                .unwrap_err()
+                .unwrap()
+                .code,
+            "not_scheduled"
+        );
+        assert_eq!(p.get("r1").unwrap().state, RequestState::Cancelled);
     }
 
     #[test]

@@ -245,6 +245,9 @@ impl ReviewSchedule {
         // Other calls (a new trigger, a cancel, an invite status) may have changed the
         // state while we waited: always re-read after a network call.
         let mut reviews = self.load().await?;
+        if reviews.get(id).map(|r| r.state) != Some(RequestState::Scheduled) {
+            return Ok(()); // cancelled meanwhile
+        }
         let outcome = reviews.after_order(id, &check, config.reviews.recheck_retry_ms, now_ms());
         self.save(&reviews).await?;
         match outcome {
