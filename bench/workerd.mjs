@@ -59,7 +59,7 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
     ADMIN_TOKEN: 'bench-admin',
     ...extraVars,
   };
-  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist];
+  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(await freePort())];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = start(process.execPath, args, {
     PATH: `${ROOT}/node_modules/.bin:${os.homedir()}/.cargo/bin:${process.env.PATH}`,

@@ -54,7 +54,7 @@ const need = (i, what) => args[i] ?? fail({ code: 'usage', message: `missing ${w
 const phonePath = (p) => encodeURIComponent(p);
 
 const commands = {
-  phone: () => call('GET', `/admin/contacts/${phonePath(need(0, 'phone'))}`),
+  phone: () => call('GET', `/admin/contacts/${phonePath(need(0, 'phone'))}?live=true`),
   reviews: () => call('GET', `/admin/reviews?state=${encodeURIComponent(args[0] ?? 'scheduled')}`),
   cancel: () => call('POST', `/admin/reviews/${phonePath(need(0, 'phone'))}/${encodeURIComponent(need(1, 'request id'))}/cancel`),
   webhooks: () => call('GET', `/admin/webhooks?limit=${encodeURIComponent(args[0] ?? '20')}`),

@@ -264,7 +264,7 @@ describe('opt-out (F6)', () => {
       // Opted out at Podium (say, by SMS there); the gateway still says opted in.
       const res = await fetch(`${gw.sandbox.url}/_sandbox/contacts/${encodeURIComponent(phone.e164)}/opt-out`, { method: 'POST' });
       assert.equal(res.status, 200);
-      const admin = await gw.adminContact(phone.e164);
+      const admin = await gw.admin('GET', `/admin/contacts/${encodeURIComponent(phone.e164)}?live=true`);
       assert.equal(admin.status, 200, admin.text);
       assert.equal(admin.body.opt_out.opted_out, false, 'our record never heard of it');
       assert.equal(admin.body.podium.opted_out, true, `Podium's contact is read now: ${JSON.stringify(admin.body.podium)}`);

@@ -109,6 +109,8 @@ async function startStackUnlocked({ timeoutMs = 180_000, vars = {}, persistTo, l
       '--no-warnings', '--experimental-vm-modules',
       path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'),
       'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+      // Its own inspector port: the default 9229 is taken by any other wrangler running.
+      '--inspector-port', String(await freePort()),
       ...varArgs,
     ],
     {

@@ -47,19 +47,30 @@ pub fn e164(raw: &str) -> Result<String, AppError> {
         })
 }
 
-/// `GET /admin/contacts/{phone}`: the phone across flows (F19) — the opt-out record per
-/// channel, what Podium's contact says right now and any drift between them, the
+/// `GET /admin/contacts/{phone}[?live=true]`: the phone across flows (F19) — the opt-out
+/// record per channel, what Podium's contact says right now (`live`) and any drift, the
 /// review cooldown, scheduled requests and the last invite, and the chat outbox.
 pub async fn contact(
     env: &Env,
     settings: &Settings,
+    req: &Request,
     raw_phone: &str,
 ) -> Result<Response, AppError> {
     let phone = e164(raw_phone)?;
     let record: OptOutRecord = rpc::call(env, optout::BINDING, &phone, "get", &json!({})).await?;
     let outbox: Value = rpc::call(env, contact::BINDING, &phone, "status", &json!({})).await?;
     let reviews_state = reviews::status(env, &phone).await?;
-    let podium_view = podium_contact(env, settings, &phone).await;
+    // Reading Podium spends its request budget (300/min), so only when asked: the CLI
+    // asks; dashboards polling this route don't.
+    let live = req
+        .url()?
+        .query_pairs()
+        .any(|(k, v)| k == "live" && matches!(v.as_ref(), "true" | "1"));
+    let podium_view = if live {
+        podium_contact(env, settings, &phone).await
+    } else {
+        json!({"read": false, "hint": "add ?live=true to read Podium's contact now"})
+    };
     let mut drift = Vec::new();
     if let Some(podium_out) = podium_view.get("opted_out").and_then(Value::as_bool) {
         if let Some(reason) = optout_core::drift_between(record.opted_out, podium_out) {

@@ -163,7 +163,9 @@ async fn route(
         (method, ["admin", rest @ ..]) => match admin::authorize(&req, &settings) {
             Err(e) => Err(e),
             Ok(()) => match (method, rest) {
-                (Method::Get, ["contacts", phone]) => admin::contact(env, &settings, phone).await,
+                (Method::Get, ["contacts", phone]) => {
+                    admin::contact(env, &settings, &req, phone).await
+                }
                 (Method::Get, ["reviews"]) => reviews::list(env, &req).await,
                 (Method::Post, ["reviews", phone, id, "cancel"]) => match admin::e164(phone) {
                     Ok(phone) => reviews::cancel(env, &phone, id).await,
