@@ -156,28 +156,21 @@ pub async fn replay(env: &Env, settings: &Settings, id: &str) -> Result<Response
     let Some(letter) = letter else {
         return Err(AppError::NotFound("no such dead letter"));
     };
-    if letter.job.get("kind").and_then(Value::as_str) == Some("webhook") {
-        let shard = webhooks::requeue(env, settings, &letter.job).await?;
-        rpc::call::<_, Value>(
+    // A webhook event goes back to its idempotency shard, a chat job to its phone's
+    // outbox; the letter is removed only once it is queued again.
+    let queued = if letter.job.get("kind").and_then(Value::as_str) == Some("webhook") {
+        json!({"webhook_shard": webhooks::requeue(env, settings, &letter.job).await?})
+    } else {
+        let out: Value = rpc::call(
             env,
-            ledger::BINDING,
-            ledger::NAME,
-            "dead_letter.delete",
-            &json!({"id": id}),
+            contact::BINDING,
+            &letter.phone,
+            "requeue",
+            &json!({"phone": letter.phone, "kind": letter.job}),
         )
         .await?;
-        return Ok(
-            Response::from_json(&json!({"replayed": id, "webhook_shard": shard}))?.with_status(202),
-        );
-    }
-    let queued: Value = rpc::call(
-        env,
-        contact::BINDING,
-        &letter.phone,
-        "requeue",
-        &json!({"phone": letter.phone, "kind": letter.job}),
-    )
-    .await?;
+        json!({"job_ids": out.get("job_ids")})
+    };
     rpc::call::<_, Value>(
         env,
         ledger::BINDING,
@@ -186,10 +179,11 @@ pub async fn replay(env: &Env, settings: &Settings, id: &str) -> Result<Response
         &json!({"id": id}),
     )
     .await?;
-    Ok(
-        Response::from_json(&json!({"replayed": id, "job_ids": queued.get("job_ids")}))?
-            .with_status(202),
-    )
+    let mut answer = json!({"replayed": id});
+    if let (Some(map), Some(extra)) = (answer.as_object_mut(), queued.as_object()) {
+        map.extend(extra.clone());
+    }
+    Ok(Response::from_json(&answer)?.with_status(202))
 }
 
 /// `GET /admin/routing/fallbacks?since=<ms>`.

@@ -152,14 +152,7 @@ impl ReviewSchedule {
                 }
                 self.save(&reviews).await?;
                 let phone: String = self.state.storage().get("phone").await?.unwrap_or_default();
-                index(
-                    &self.env,
-                    "index.delete",
-                    &format!("scheduled:{id}"),
-                    Value::Null,
-                )
-                .await?;
-                log_event(&self.env, "cancelled", &phone, &json!(reviews.get(id))).await?;
+                self.finished(&reviews, &phone, id, "cancelled").await?;
                 Ok(json!({"cancelled": id}))
             }
             "invite_status" => {
