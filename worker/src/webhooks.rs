@@ -161,6 +161,24 @@ pub async fn ingress(
     }))?)
 }
 
+/// Ask every idempotency shard the same operation, all at once (one round trip, not 16).
+async fn every_shard(
+    env: &Env,
+    settings: &Settings,
+    op: &str,
+    body: &Value,
+) -> Result<Vec<Value>, AppError> {
+    let names: Vec<String> = (0..settings.config.webhooks.shards)
+        .map(idempotency::shard_name)
+        .collect();
+    futures_util::future::try_join_all(
+        names
+            .iter()
+            .map(|name| rpc::call::<_, Value>(env, idempotency::BINDING, name, op, body)),
+    )
+    .await
+}
+
 /// Webhook counters summed over every shard: verified, duplicate, processed, retried,
 /// failed and ignored per scheme, and what the shards hold.
 pub async fn counters(env: &Env, settings: &Settings) -> Result<Value, AppError> {
@@ -170,15 +188,7 @@ pub async fn counters(env: &Env, settings: &Settings) -> Result<Value, AppError>
         let current = map.get(name).and_then(Value::as_i64).unwrap_or(0);
         map.insert(name.to_owned(), json!(current.saturating_add(n)));
     };
-    for shard in 0..settings.config.webhooks.shards {
-        let out: Value = rpc::call(
-            env,
-            idempotency::BINDING,
-            &idempotency::shard_name(shard),
-            "counters",
-            &json!({}),
-        )
-        .await?;
+    for out in every_shard(env, settings, "counters", &json!({})).await? {
         let rows = |name: &str| {
             out.get(name)
                 .and_then(Value::as_array)
@@ -253,15 +263,7 @@ pub async fn recent(env: &Env, settings: &Settings, req: &Request) -> Result<Res
         .unwrap_or(20)
         .clamp(1, 200);
     let mut all = Vec::new();
-    for shard in 0..settings.config.webhooks.shards {
-        let out: Value = rpc::call(
-            env,
-            idempotency::BINDING,
-            &idempotency::shard_name(shard),
-            "recent",
-            &json!({"limit": limit}),
-        )
-        .await?;
+    for out in every_shard(env, settings, "recent", &json!({"limit": limit})).await? {
         if let Some(rows) = out.get("deliveries").and_then(Value::as_array) {
             all.extend(rows.iter().cloned());
         }
