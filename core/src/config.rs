@@ -10,6 +10,7 @@ use crate::ratelimit::Limit;
 use crate::review::config::{ReviewConfig, ReviewConfigError};
 use crate::routing::{RoutingConfig, RoutingConfigError};
 use crate::session::SessionPolicy;
+use crate::texts::AutoTextPolicy;
 use crate::webhook::{WebhookConfig, WebhookConfigError};
 
 /// Where and how the gateway talks to Podium.
@@ -41,25 +42,84 @@ impl Default for PodiumConfig {
     }
 }
 
-/// Edge limits per client.
+/// Limits that must be exact, kept inside the object that owns the state. Per-client
+/// limits (requests, new sessions and new phones per IP) are Cloudflare's Rate Limiting
+/// bindings, set in `wrangler.toml` (`[[ratelimits]]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
-    pub per_ip: Limit,
+    /// Messages per session (in the session's own object).
     pub per_session: Limit,
+    /// No longer used: per-IP limits moved to the `RL_CLIENT` Rate Limiting binding in
+    /// `wrangler.toml`. Still accepted so an older configuration keeps working; the
+    /// health route lists it as a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_ip: Option<Limit>,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            per_ip: Limit {
-                burst: 30,
-                per_minute: 60,
-            },
             per_session: Limit {
                 burst: 10,
                 per_minute: 20,
             },
+            per_ip: None,
+        }
+    }
+}
+
+/// Cloudflare Turnstile (a bot check for the widget). On when the
+/// `TURNSTILE_SECRET_KEY` secret is set: then a browser message without a valid token
+/// is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnstileConfig {
+    /// Cloudflare's documented endpoint (the local sandbox answers it in tests).
+    pub siteverify_url: String,
+    pub timeout_ms: u32,
+    /// Hostnames a token may have been issued on (empty: any). Cloudflare reports the
+    /// hostname the widget ran on; a token from another site is refused.
+    pub hostnames: Vec<String>,
+}
+
+impl Default for TurnstileConfig {
+    fn default() -> Self {
+        TurnstileConfig {
+            siteverify_url: "https://challenges.cloudflare.com/turnstile/v0/siteverify".into(),
+            timeout_ms: 5_000,
+            hostnames: Vec::new(),
+        }
+    }
+}
+
+/// How long personal data is kept (each enforced by an alarm; see the README's
+/// retention table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionPolicy {
+    /// A session object (its messages kept for context, held prompts, its phone) is
+    /// deleted this long after the conversation expired.
+    pub session_after_expiry_ms: i64,
+    /// Dead letters (with the message they could not deliver).
+    pub dead_letters_ms: i64,
+    /// Chats routed by fallback (kept so they can be re-routed).
+    pub fallbacks_ms: i64,
+    /// Operator event log (review transitions, failed messages, provider events).
+    pub events_ms: i64,
+    /// Message idempotency keys (a resend within this time gets the first answer).
+    pub message_keys_ms: i64,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        const DAY: i64 = 24 * 60 * 60 * 1000;
+        RetentionPolicy {
+            session_after_expiry_ms: 7 * DAY,
+            dead_letters_ms: 30 * DAY,
+            fallbacks_ms: 30 * DAY,
+            events_ms: 30 * DAY,
+            message_keys_ms: DAY,
         }
     }
 }
@@ -98,6 +158,21 @@ pub struct GatewayConfig {
     /// Review requests (see [`crate::review`]).
     #[serde(default)]
     pub reviews: ReviewConfig,
+    /// Bounds on texts anonymous input can trigger (see [`crate::texts`]).
+    #[serde(default)]
+    pub auto_texts: AutoTextPolicy,
+    #[serde(default)]
+    pub turnstile: TurnstileConfig,
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+    /// Shards of the operations store (dead letters, fallbacks, indexes, events,
+    /// counters): no single object sees every write.
+    #[serde(default = "default_ops_shards")]
+    pub ops_shards: u32,
+}
+
+fn default_ops_shards() -> u32 {
+    16
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +195,8 @@ pub enum ConfigError {
     Webhooks(#[from] WebhookConfigError),
     #[error(transparent)]
     Reviews(#[from] ReviewConfigError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl GatewayConfig {
@@ -168,11 +245,51 @@ impl GatewayConfig {
             }
         }
         self.webhooks = self.webhooks.validated()?;
+        self.auto_texts = self.auto_texts.validated().map_err(ConfigError::Invalid)?;
+        let t = &mut self.turnstile;
+        t.siteverify_url = t.siteverify_url.trim().to_owned();
+        if !(t.siteverify_url.starts_with("https://") || t.siteverify_url.starts_with("http://"))
+            || t.timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "turnstile: siteverify_url must be an http(s) URL and timeout_ms positive".into(),
+            ));
+        }
+        for host in &mut t.hostnames {
+            *host = host.trim().to_ascii_lowercase();
+        }
+        let r = &self.retention;
+        if [
+            r.session_after_expiry_ms,
+            r.dead_letters_ms,
+            r.fallbacks_ms,
+            r.events_ms,
+            r.message_keys_ms,
+        ]
+        .iter()
+        .any(|ms| *ms <= 0)
+        {
+            return Err(ConfigError::Invalid(
+                "retention: every period must be positive".into(),
+            ));
+        }
+        if !(1..=256).contains(&self.ops_shards) {
+            return Err(ConfigError::Invalid("ops_shards must be 1 to 256".into()));
+        }
         let routing = &self.routing;
         self.reviews = self
             .reviews
             .validated(|uid| routing.location(uid).is_some())?;
         Ok(self)
+    }
+
+    /// Settings an operator should hear about (accepted, but no longer doing anything).
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.rate_limits.per_ip.is_some() {
+            out.push("rate_limits.per_ip is ignored: per-IP limits are the RL_CLIENT, RL_NEW_SESSION and RL_NEW_PHONE Rate Limiting bindings in wrangler.toml");
+        }
+        out
     }
 
     /// Whether a browser origin may call the webchat routes.

@@ -16,13 +16,16 @@ pub mod attachment;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+pub mod incoming;
 pub mod optout;
+pub mod outbox;
 pub mod phone;
 pub mod ratelimit;
 pub mod review;
 pub mod routing;
 pub mod session;
 pub mod signature;
+pub mod texts;
 pub mod time;
 pub mod webhook;
 

@@ -161,6 +161,39 @@ pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Normalized, Phon
     })
 }
 
+/// The region (ISO 3166 alpha-2) a valid E.164 number belongs to, as libphonenumber's
+/// `getRegionCodeForNumber` decides it: the region sharing the country code whose
+/// leading digits or number patterns match (`+1 876 …` is JM, not US). `None` for a
+/// number that is not valid, or for non-geographic codes (`+800`).
+pub fn region_of(e164: &E164) -> Option<&'static str> {
+    let digits = e164.as_str().strip_prefix('+')?;
+    let (code, nsn) = split_country_code(digits)?;
+    let metas = DATABASE.by_code(&code)?;
+    // libphonenumber's order: the code's main country first, then the others.
+    let main_first = metas
+        .iter()
+        .filter(|m| m.is_main_country_for_code())
+        .chain(metas.iter().filter(|m| !m.is_main_country_for_code()));
+    let meta = main_first
+        .into_iter()
+        .find(|meta| match meta.leading_digits() {
+            Some(leading) => {
+                patterns::prefix_len(leading.as_str(), nsn).is_some() && has_valid_type(meta, nsn)
+            }
+            None => has_valid_type(meta, nsn),
+        })?;
+    let id = meta.id();
+    (id != "001").then(|| {
+        // The crate's region ids are static strings inside its static database.
+        country_str(id)
+    })?
+}
+
+/// The region code as a `'static` string (ids come from the static database).
+fn country_str(id: &str) -> Option<&'static str> {
+    DATABASE.by_id(id).map(|m| m.id())
+}
+
 /// Build the metadata database and its regexes now rather than on the first real call
 /// (~200 ms in a browser): the widget calls this when the page is idle.
 pub fn warm_up() {
@@ -761,6 +794,20 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert!(codes.iter().all(|c| c.starts_with("phone_")));
+    }
+
+    #[test]
+    fn regions_of_numbers_sharing_a_country_code() {
+        let region = |raw: &str| region_of(&normalize(raw, None).unwrap());
+        assert_eq!(region("+14155551234"), Some("US"));
+        assert_eq!(region("+14165550123"), Some("CA"));
+        assert_eq!(region("+18765550123"), Some("JM"));
+        assert_eq!(region("+61412345678"), Some("AU"));
+        assert_eq!(region("+447400123456"), Some("GB"));
+        // 07911 1… is a Guernsey mobile range inside +44, as libphonenumber says.
+        assert_eq!(region("+447911123456"), Some("GG"));
+        assert_eq!(region("+78121234567"), Some("RU"));
+        assert_eq!(region("+4915123452875"), Some("DE"));
     }
 
     #[test]

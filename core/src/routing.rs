@@ -31,6 +31,27 @@ pub struct LocationConfig {
     /// (`2000-2234`).
     #[serde(default)]
     pub postcodes: Vec<String>,
+    /// Countries (ISO alpha-2) whose numbers may get automatic texts from this store
+    /// (the confirmation after a chat). `None`: the store's own region only; `[]`: none.
+    /// Numbers from elsewhere are still forwarded to the inbox; the agent can reply.
+    #[serde(default)]
+    pub auto_text_regions: Option<Vec<String>>,
+    /// Webchat profile UUIDs (the `_incoming_webchat_data` envelope's
+    /// `webchat_configuration.profile_uuid`) that belong to this store.
+    #[serde(default)]
+    pub profile_uuids: Vec<String>,
+    /// The store's texting number (E.164), quoted when a customer must text START.
+    #[serde(default)]
+    pub sms_number: Option<String>,
+}
+
+impl LocationConfig {
+    /// Regions whose numbers may get automatic texts from this store.
+    pub fn auto_text_regions(&self) -> Vec<String> {
+        self.auto_text_regions
+            .clone()
+            .unwrap_or_else(|| vec![self.region.clone()])
+    }
 }
 
 /// All stores of a merchant plus the default.
@@ -104,6 +125,29 @@ impl RoutingConfig {
                     )));
                 }
             }
+            if let Some(regions) = &mut loc.auto_text_regions {
+                for r in regions.iter_mut() {
+                    *r = r.trim().to_ascii_uppercase();
+                    if crate::phone::normalize("+14155551234", Some(r)).is_err() {
+                        return Err(invalid(format!(
+                            "auto_text_regions: {r:?} is not a known ISO 3166 code"
+                        )));
+                    }
+                }
+            }
+            for uuid in &mut loc.profile_uuids {
+                *uuid = uuid.trim().to_ascii_lowercase();
+                if !crate::envelope::is_uuid(uuid) {
+                    return Err(invalid(format!("profile_uuids: {uuid:?} is not a UUID")));
+                }
+            }
+            if let Some(number) = &loc.sms_number {
+                if !crate::phone::E164::is_e164_shape(number) {
+                    return Err(invalid(format!(
+                        "sms_number {number:?} is not an E.164 number (+61…)"
+                    )));
+                }
+            }
             for postcode in &loc.postcodes {
                 if PostcodeRule::parse(postcode).is_none() {
                     return Err(invalid(format!(
@@ -146,13 +190,20 @@ impl RoutingConfig {
             }
         }
         for (i, loc) in self.locations.iter().enumerate() {
-            if self
-                .locations
-                .iter()
-                .skip(i + 1)
-                .any(|other| other.uid == loc.uid)
-            {
-                return Err(RoutingConfigError::DuplicateUid(loc.uid.clone()));
+            for later in self.locations.iter().skip(i + 1) {
+                if later.uid == loc.uid {
+                    return Err(RoutingConfigError::DuplicateUid(loc.uid.clone()));
+                }
+                if let Some(uuid) = loc
+                    .profile_uuids
+                    .iter()
+                    .find(|u| later.profile_uuids.contains(u))
+                {
+                    return Err(RoutingConfigError::Invalid {
+                        uid: later.uid.clone(),
+                        problem: format!("profile uuid {uuid} is also claimed by {}", loc.uid),
+                    });
+                }
             }
         }
         if let Some(default) = &self.default_location_uid {
@@ -173,6 +224,8 @@ impl RoutingConfig {
 #[serde(rename_all = "snake_case")]
 pub enum RouteMethod {
     ExplicitUid,
+    /// The webchat profile UUID of the incoming-webchat envelope.
+    Profile,
     PageUrl,
     Postcode,
     Default,
@@ -214,6 +267,16 @@ impl Unresolved {
 
 /// Decide where a chat goes.
 pub fn resolve(config: &RoutingConfig, context: &LocationContext) -> Result<Route, Unresolved> {
+    resolve_with_profile(config, context, None)
+}
+
+/// Decide where a chat goes, with the webchat profile UUID of an incoming-webchat
+/// envelope: an explicit uid → the profile → page URL → postcode → default.
+pub fn resolve_with_profile(
+    config: &RoutingConfig,
+    context: &LocationContext,
+    profile_uuid: Option<&str>,
+) -> Result<Route, Unresolved> {
     let mut notes = Vec::new();
     let route = |loc: &LocationConfig, method, rule: String, notes: &mut Vec<String>| Route {
         location_uid: loc.uid.clone(),
@@ -235,6 +298,25 @@ pub fn resolve(config: &RoutingConfig, context: &LocationContext) -> Result<Rout
                 ))
             }
             None => notes.push(format!("ignored unknown location_uid {uid:?}")),
+        }
+    }
+
+    if let Some(profile) = profile_uuid {
+        let wanted = profile.trim().to_ascii_lowercase();
+        match config
+            .locations
+            .iter()
+            .find(|l| l.profile_uuids.contains(&wanted))
+        {
+            Some(loc) => {
+                return Ok(route(
+                    loc,
+                    RouteMethod::Profile,
+                    format!("profile {wanted}"),
+                    &mut notes,
+                ))
+            }
+            None => notes.push(format!("no store claims webchat profile {wanted}")),
         }
     }
 
@@ -438,7 +520,47 @@ mod tests {
             hostnames: v(hosts),
             path_prefixes: v(paths),
             postcodes: v(postcodes),
+            auto_text_regions: None,
+            profile_uuids: vec![],
+            sms_number: None,
         }
+    }
+
+    #[test]
+    fn a_webchat_profile_routes_ahead_of_page_rules() {
+        let mut c = config();
+        c.locations[1].profile_uuids = vec!["8e74e2f4-f88f-502d-a11f-d53ae932c3ec".into()];
+        let c = c.validated().unwrap();
+        let ctx = LocationContext {
+            location_uid: None,
+            page_url: Some("https://shop.example/sydney/".into()),
+            postcode: None,
+        };
+        let r =
+            resolve_with_profile(&c, &ctx, Some("8E74E2F4-F88F-502D-A11F-D53AE932C3EC")).unwrap();
+        assert_eq!(
+            (r.location_uid.as_str(), r.method),
+            (c.locations[1].uid.as_str(), RouteMethod::Profile)
+        );
+        // An unknown profile falls through to the page rules, with a note.
+        let r =
+            resolve_with_profile(&c, &ctx, Some("1825610a-d7c6-5e01-9934-0c92cbc20351")).unwrap();
+        assert_eq!(r.method, RouteMethod::PageUrl);
+        assert!(r.notes.iter().any(|n| n.contains("no store claims")));
+        // Two stores claiming one profile is a configuration error.
+        let mut twice = config();
+        twice.locations[0].profile_uuids = vec!["8e74e2f4-f88f-502d-a11f-d53ae932c3ec".into()];
+        twice.locations[1].profile_uuids = vec!["8e74e2f4-f88f-502d-a11f-d53ae932c3ec".into()];
+        assert!(twice.validated().is_err());
+        let mut bad = config();
+        bad.locations[0].profile_uuids = vec!["nope".into()];
+        assert!(bad.validated().is_err());
+        let mut bad = config();
+        bad.locations[0].auto_text_regions = Some(vec!["XX".into()]);
+        assert!(bad.validated().is_err());
+        let mut bad = config();
+        bad.locations[0].sms_number = Some("0412 345 678".into());
+        assert!(bad.validated().is_err());
     }
 
     fn config() -> RoutingConfig {
