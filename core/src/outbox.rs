@@ -200,6 +200,9 @@ pub enum Answer {
     NoSlot { wait_ms: i64 },
     /// The opt-out gate, read immediately before the send, says the phone is opted out.
     OptedOut,
+    /// Automatic texts are paused (the circuit breaker for the number's country is
+    /// open): the text is dropped, never sent late.
+    Paused(String),
     /// The job can never be delivered as it is (an attachment no longer stored).
     Gone(String),
 }
@@ -285,13 +288,19 @@ pub fn apply(
                 reason: "opted out when it was due to be sent".into(),
             })
         }
+        Answer::Paused(reason) if job.kind.texts_customer() => {
+            return Step::job(JobOutcome::Suppressed {
+                counter: "suppressed_breaker",
+                reason: reason.clone(),
+            })
+        }
         Answer::Gone(reason) => {
             return Step::job(JobOutcome::DeadLetter {
                 reason: reason.clone(),
             })
         }
         Answer::Status { status, .. } => Some(*status),
-        Answer::OptedOut | Answer::Timeout | Answer::Network(_) => None,
+        Answer::OptedOut | Answer::Paused(_) | Answer::Timeout | Answer::Network(_) => None,
     };
     let success = status.is_some_and(|s| (200..300).contains(&s));
     let found = match answer {
@@ -378,11 +387,13 @@ pub fn apply(
         Answer::Network(e) => Attempt::Network(e.clone()),
         // A chat or file never asks the opt-out gate; if it says so anyway, nothing was
         // sent: come back later rather than lose the customer's message.
-        Answer::OptedOut | Answer::NoSlot { .. } | Answer::Gone(_) => Attempt::Status {
-            status: 503,
-            retry_after_ms: None,
-            detail: "not sent".into(),
-        },
+        Answer::OptedOut | Answer::Paused(_) | Answer::NoSlot { .. } | Answer::Gone(_) => {
+            Attempt::Status {
+                status: 503,
+                retry_after_ms: None,
+                detail: "not sent".into(),
+            }
+        }
     };
     if let (Call::Send, Answer::Status { status, detail, .. }) = (call, answer) {
         if job.kind.texts_customer() && (400..500).contains(status) && says_opted_out(detail) {
@@ -641,6 +652,20 @@ mod tests {
                 chat("loc_a"),
                 Answer::NoSlot { wait_ms: 300 },
                 |s| s.job == JobOutcome::Wait { at_ms: 1_000_300 },
+            ),
+            (
+                "the breaker is open",
+                text(),
+                Answer::Paused("paused".into()),
+                |s| {
+                    matches!(
+                        s.job,
+                        JobOutcome::Suppressed {
+                            counter: "suppressed_breaker",
+                            ..
+                        }
+                    )
+                },
             ),
             ("the gate says opted out", text(), Answer::OptedOut, |s| {
                 matches!(

@@ -161,6 +161,12 @@ pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Normalized, Phon
     })
 }
 
+/// The country calling code of an E.164 number (`+44…` → 44).
+pub fn calling_code(e164: &E164) -> Option<u16> {
+    let digits = e164.as_str().strip_prefix('+')?;
+    split_country_code(digits).map(|(code, _)| code)
+}
+
 /// The region (ISO 3166 alpha-2) a valid E.164 number belongs to, as libphonenumber's
 /// `getRegionCodeForNumber` decides it: the region sharing the country code whose
 /// leading digits or number patterns match (`+1 876 …` is JM, not US). `None` for a
@@ -808,6 +814,9 @@ mod tests {
         assert_eq!(region("+447911123456"), Some("GG"));
         assert_eq!(region("+78121234567"), Some("RU"));
         assert_eq!(region("+4915123452875"), Some("DE"));
+        let code = |raw: &str| calling_code(&normalize(raw, None).unwrap());
+        assert_eq!(code("+447911123456"), Some(44));
+        assert_eq!(code("+18765550123"), Some(1));
     }
 
     #[test]

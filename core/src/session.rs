@@ -151,12 +151,61 @@ pub fn on_message(
         // The context stays available to the next expiry too.
         next.buffer.extend(carried.iter().cloned());
     }
-    next.buffer.push(entry);
+    // A message with no text (a phone number given on its own) is activity, not context.
+    if !entry.text.trim().is_empty() {
+        next.buffer.push(entry);
+    }
     if next.buffer.len() > policy.max_buffered {
         let excess = next.buffer.len() - policy.max_buffered;
         next.buffer.drain(..excess);
     }
     (next, arrival)
+}
+
+/// When a session's state may be deleted: `keep_ms` after its conversation expired
+/// (personal data kept no longer than it serves the customer coming back).
+pub fn forget_at(state: &SessionState, policy: &SessionPolicy, keep_ms: i64) -> i64 {
+    state.expiry_at(policy).saturating_add(keep_ms)
+}
+
+/// A message held until the customer's phone is known (`/chat` before the phone
+/// number, an incoming-webchat envelope without one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldItem {
+    pub at_ms: i64,
+    pub text: String,
+    /// Files the message named (delivered with it).
+    #[serde(default)]
+    pub attachments: Vec<HeldAttachment>,
+    /// Context for the agent that came with it (a widget's opening message, say).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldAttachment {
+    pub file_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// Most messages held per session, whatever the buffer policy says.
+pub const MAX_HELD: usize = 20;
+
+/// Hold one more message; `false` when the session already holds as many as it may
+/// (the caller refuses rather than drop one silently).
+pub fn hold(held: &mut Vec<HeldItem>, mut item: HeldItem, policy: &SessionPolicy) -> bool {
+    if held.len() >= policy.max_buffered.clamp(1, MAX_HELD) {
+        return false;
+    }
+    item.text = item
+        .text
+        .chars()
+        .take(crate::envelope::MAX_TEXT_CHARS)
+        .collect();
+    held.push(item);
+    true
 }
 
 /// The note prepended to the first message of a resumed conversation, for the agent.
@@ -237,6 +286,28 @@ mod tests {
             "context kept for the next expiry, bounded"
         );
         assert_eq!(context_note(&[]), None);
+    }
+
+    #[test]
+    fn holding_is_bounded_and_forgetting_follows_expiry() {
+        let p = policy();
+        let item = |t: &str| HeldItem {
+            at_ms: 0,
+            text: t.into(),
+            attachments: vec![],
+            note: None,
+        };
+        let mut held = Vec::new();
+        assert!(hold(&mut held, item("a"), &p));
+        assert!(hold(&mut held, item("b"), &p));
+        assert!(hold(&mut held, item("c"), &p));
+        assert!(
+            !hold(&mut held, item("d"), &p),
+            "full: refused, not dropped"
+        );
+        assert_eq!(held.len(), 3);
+        let (s, _) = on_message(None, 1_000, "x", &p);
+        assert_eq!(forget_at(&s, &p, 5_000), 16_000);
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct WebhookConfig {
     pub alert_url: Option<String>,
     /// Receives `{review, …}` for ratings of 4 and 5 (the thank-you flow).
     pub thank_you_url: Option<String>,
+    /// Alerts and thank-you payloads carry phone numbers masked (`+6141****678`);
+    /// `true` sends them whole, for a merchant's own system that needs the number.
+    pub full_phone_in_hooks: bool,
 }
 
 impl Default for WebhookConfig {
@@ -109,6 +112,7 @@ impl Default for WebhookConfig {
             max_attempts: 12,
             alert_url: None,
             thank_you_url: None,
+            full_phone_in_hooks: false,
         }
     }
 }
@@ -226,7 +230,7 @@ pub fn secret_name(scheme: Scheme, source: Option<&str>) -> String {
     name
 }
 
-fn sha256_hex(parts: &[&[u8]]) -> String {
+pub fn sha256_hex(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part);
@@ -279,10 +283,29 @@ pub fn dedup_key(
                 .unwrap_or("");
             format!("podium:{}", sha256_hex(&[event_type.as_bytes(), body]))
         }
-        Scheme::Shopify => match header("x-shopify-webhook-id").or(header("x-shopify-event-id")) {
-            Some(id) => bounded("shopify:", id),
-            None => format!("shopify:#{}", body_hash()),
-        },
+        // The signed body decides first: the topic and the resource's id (and its
+        // `updated_at`, so distinct updates of one order stay distinct). A captured body
+        // replayed with a fresh X-Shopify-Webhook-Id is then still one event; a body
+        // without an id falls back to the delivery header.
+        Scheme::Shopify => {
+            let topic = header("x-shopify-topic").unwrap_or("-");
+            let id = json.get("id").and_then(|v| match v {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                _ => None,
+            });
+            match (
+                id,
+                header("x-shopify-webhook-id").or(header("x-shopify-event-id")),
+            ) {
+                (Some(id), _) => {
+                    let updated = json.get("updated_at").and_then(Value::as_str).unwrap_or("");
+                    bounded("shopify:", &format!("{topic}:{id}:{updated}"))
+                }
+                (None, Some(delivery)) => bounded("shopify:", delivery),
+                (None, None) => format!("shopify:#{}", body_hash()),
+            }
+        }
         Scheme::Stripe => match json.get("id").and_then(Value::as_str) {
             Some(id) => bounded("stripe:", id),
             None => format!("stripe:#{}", body_hash()),
@@ -377,6 +400,12 @@ pub enum Action {
     Store {
         kind: String,
         payload: Value,
+    },
+    /// Chatwoot's `conversation_created`: the conversation's session remembers the
+    /// contact's phone, for later messages that lack one.
+    RememberPhone {
+        session_id: String,
+        phone: String,
     },
     /// Accepted, nothing to do.
     Ignore {
@@ -585,6 +614,12 @@ fn interpret_stripe(json: &Value) -> Interpreted {
             kind: "stripe.checkout_completed".into(),
             payload: json.clone(),
         },
+        // The alternative trigger (payments without Checkout); the same payment's
+        // checkout event and this one make one review request (keyed on the intent).
+        "payment_intent.succeeded" => Action::Store {
+            kind: "stripe.payment_succeeded".into(),
+            payload: json.clone(),
+        },
         "" => ignore("no event type"),
         other => ignore(format!("event type {other} is not used")),
     };
@@ -593,9 +628,24 @@ fn interpret_stripe(json: &Value) -> Interpreted {
 
 /// A stable UUID for a Chatwoot conversation, so it gets one gateway session.
 pub fn chatwoot_session_id(account: &str, conversation: &str) -> String {
-    let h = sha256_hex(&[b"chatwoot", account.as_bytes(), conversation.as_bytes()]);
+    derived_uuid(&[b"chatwoot", account.as_bytes(), conversation.as_bytes()])
+}
+
+/// The gateway session of a plain chat widget's `session_id` (any 1–128 printable
+/// characters): a UUID stays itself, anything else maps to a stable UUID of its own,
+/// so each maps to its own session and the envelope's UUID rule holds.
+pub fn chat_session_id(raw: &str) -> String {
+    if crate::envelope::is_uuid(raw) {
+        return raw.to_ascii_lowercase();
+    }
+    derived_uuid(&[b"chat-session", raw.as_bytes()])
+}
+
+/// A version 8 (custom) UUID from a hash of `parts`: 8-4-4-4-12 with the version and
+/// variant nibbles set.
+fn derived_uuid(parts: &[&[u8]]) -> String {
+    let h = sha256_hex(parts);
     let part = |a: usize, b: usize| h.get(a..b).unwrap_or("0");
-    // Version 8 (custom) UUID layout: 8-4-4-4-12 with the version and variant nibbles set.
     format!(
         "{}-{}-8{}-a{}-{}",
         part(0, 8),
@@ -612,6 +662,12 @@ fn interpret_chatwoot(json: &Value) -> Interpreted {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
+    if event_type == "conversation_created" {
+        return Interpreted {
+            action: chatwoot_conversation(json),
+            event_type,
+        };
+    }
     if event_type != "message_created" {
         let reason = if event_type.is_empty() {
             "no event".to_owned()
@@ -650,16 +706,16 @@ fn chatwoot_envelope(json: &Value) -> Action {
     if text.is_empty() {
         return ignore("no text (Chatwoot attachments are not forwarded)");
     }
-    let Some(phone) = str_at(
+    // Without a phone here, the conversation's session may know it (from
+    // `conversation_created`); the pipeline asks it.
+    let phone = str_at(
         json,
         &[
             "/sender/phone_number",
             "/conversation/meta/sender/phone_number",
             "/contact/phone_number",
         ],
-    ) else {
-        return ignore("the Chatwoot contact has no phone number");
-    };
+    );
     let id_of = |p: &str| {
         json.pointer(p)
             .map(|v| v.to_string().trim_matches('"').to_owned())
@@ -671,7 +727,9 @@ fn chatwoot_envelope(json: &Value) -> Action {
     let name = str_at(json, &["/sender/name", "/conversation/meta/sender/name"]);
     let page_url = str_at(json, &["/conversation/additional_attributes/referer"]);
     let mut contact = serde_json::Map::new();
-    contact.insert("phone".into(), json!(phone));
+    if let Some(phone) = phone {
+        contact.insert("phone".into(), json!(phone));
+    }
     if let Some(name) = name {
         contact.insert("name".into(), json!(name));
     }
@@ -687,6 +745,33 @@ fn chatwoot_envelope(json: &Value) -> Action {
         "client": {"widget_version": "chatwoot"},
     });
     Action::Webchat { envelope }
+}
+
+/// `conversation_created`: remember the contact's phone for the conversation.
+fn chatwoot_conversation(json: &Value) -> Action {
+    let id_of = |p: &str| {
+        json.pointer(p)
+            .map(|v| v.to_string().trim_matches('"').to_owned())
+            .filter(|v| !v.is_empty() && v != "null")
+    };
+    let Some(conversation) = id_of("/id").or_else(|| id_of("/conversation/id")) else {
+        return ignore("no conversation id");
+    };
+    let account = id_of("/account/id").unwrap_or_default();
+    match str_at(
+        json,
+        &[
+            "/meta/sender/phone_number",
+            "/conversation/meta/sender/phone_number",
+            "/contact/phone_number",
+        ],
+    ) {
+        Some(phone) => Action::RememberPhone {
+            session_id: chatwoot_session_id(&account, &conversation),
+            phone: phone.to_owned(),
+        },
+        None => ignore("the Chatwoot contact has no phone number"),
+    }
 }
 
 /// What a verified, parsed delivery means. `received_ms` stands in for event times the
@@ -805,6 +890,26 @@ mod tests {
         assert_eq!(
             dedup_key(Scheme::Shopify, None, &h, b"{}", &json!({})),
             "shopify:e1"
+        );
+        // The signed body's topic + id (+ updated_at) decide: a captured body replayed
+        // with a fresh delivery id is the same event.
+        let order = json!({"id": 820982911946154508_u64, "updated_at": "2026-12-01T10:00:00Z"});
+        let first = headers(&[
+            ("X-Shopify-Topic", "orders/fulfilled"),
+            ("X-Shopify-Webhook-Id", "a"),
+        ]);
+        let replayed = headers(&[
+            ("X-Shopify-Topic", "orders/fulfilled"),
+            ("X-Shopify-Webhook-Id", "fresh"),
+        ]);
+        assert_eq!(
+            dedup_key(Scheme::Shopify, None, &first, b"x", &order),
+            dedup_key(Scheme::Shopify, None, &replayed, b"x", &order)
+        );
+        let updated = json!({"id": 820982911946154508_u64, "updated_at": "2026-12-02T10:00:00Z"});
+        assert_ne!(
+            dedup_key(Scheme::Shopify, None, &first, b"x", &order),
+            dedup_key(Scheme::Shopify, None, &first, b"x", &updated)
         );
         assert_eq!(
             dedup_key(Scheme::Stripe, None, &none, b"", &json!({"id": "evt_1"})),
@@ -1020,14 +1125,42 @@ mod tests {
             interpret(Scheme::Chatwoot, &Headers::new(), &outgoing, 5).action,
             Action::Ignore { .. }
         ));
+        // No phone in the message: the pipeline asks the conversation's session.
         let no_phone = json!({"event": "message_created", "message_type": 0, "content": "x", "conversation": {"id": 1}});
+        match interpret(Scheme::Chatwoot, &Headers::new(), &no_phone, 5).action {
+            Action::Webchat { envelope } => assert!(envelope["contact"].get("phone").is_none()),
+            other => panic!("{other:?}"),
+        }
+        // conversation_created: the session remembers the contact's phone.
+        let created = json!({"event": "conversation_created", "id": 42, "account": {"id": 1},
+                             "meta": {"sender": {"name": "Ann", "phone_number": "+61412345678"}}});
+        assert_eq!(
+            interpret(Scheme::Chatwoot, &Headers::new(), &created, 5).action,
+            Action::RememberPhone {
+                session_id: chatwoot_session_id("1", "42"),
+                phone: "+61412345678".into()
+            }
+        );
+        let stripe_intent = json!({"id": "evt_2", "type": "payment_intent.succeeded",
+                                   "data": {"object": {"id": "pi_1", "object": "payment_intent"}}});
         assert!(matches!(
-            interpret(Scheme::Chatwoot, &Headers::new(), &no_phone, 5).action,
-            Action::Ignore { .. }
+            interpret(Scheme::Stripe, &Headers::new(), &stripe_intent, 5).action,
+            Action::Store { kind, .. } if kind == "stripe.payment_succeeded"
         ));
         assert_eq!(
             chatwoot_session_id("1", "42"),
             chatwoot_session_id("1", "42")
+        );
+        let d1b = "d1b467d4-7eb6-448d-b21f-50578ebaf69b";
+        assert_eq!(chat_session_id(d1b), d1b, "a UUID stays itself");
+        assert!(crate::envelope::is_uuid(&chat_session_id("test-session")));
+        assert_ne!(
+            chat_session_id("test-session"),
+            chat_session_id("user-session-123")
+        );
+        assert_eq!(
+            chat_session_id("test-session"),
+            chat_session_id("test-session")
         );
         assert_ne!(
             chatwoot_session_id("1", "42"),

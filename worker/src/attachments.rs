@@ -106,7 +106,9 @@ pub async fn upload(
     let size = body.len() as u64;
     attachment::check(policy, &name, &claimed_type, size).map_err(|e| refused(&e))?;
 
-    let file_id = rpc::new_id("f");
+    // A random UUID: unguessable (a file id is what lets a message attach the file),
+    // and the shape the incoming-webchat envelope's `fileuuid` requires.
+    let file_id = rpc::new_uuid();
     let bucket = env.bucket(BUCKET)?;
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("filename".to_owned(), name.clone());

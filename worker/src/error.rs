@@ -128,6 +128,21 @@ pub fn to_response(err: &AppError) -> Result<Response> {
             payload
         }
         AppError::BadRequest(p) => body(p.code, &p.message, p.field.as_deref()),
+        AppError::Signature(
+            e @ (SignatureError::NotConfigured | SignatureError::BadSecret { .. }),
+        ) => {
+            // How the gateway is configured is the operator's business: the log says
+            // which secret is missing or unusable; the sender only learns "refused".
+            worker::console_error!(
+                "{}",
+                json!({"level": "error", "code": e.code(), "error": e.to_string()})
+            );
+            body(
+                e.code(),
+                "this delivery cannot be verified; the operator has been told",
+                None,
+            )
+        }
         AppError::Signature(e) => body(e.code(), &e.to_string(), e.header()),
         AppError::Internal(detail) | AppError::Config(detail) => {
             worker::console_error!(

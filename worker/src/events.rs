@@ -8,12 +8,14 @@ use gateway_core::phone;
 use gateway_core::review::ReviewClass;
 use gateway_core::webhook::{Action, ReviewEvent};
 use serde_json::{json, Value};
-use worker::{Env, Headers, Method, Request, RequestInit};
+use worker::{Headers, Method, Request, RequestInit};
 
 use crate::error::AppError;
-use crate::objects::{ledger, optout as optout_object};
+use crate::objects::phone as phone_object;
+use crate::objects::session;
+use crate::ops;
 use crate::podium;
-use crate::rpc::{self, now_ms};
+use crate::rpc::{self, now_ms, Ctx};
 use crate::settings::Settings;
 use crate::{reviews, webchat};
 
@@ -30,6 +32,7 @@ pub fn phone_of(action: &Action) -> Option<String> {
             .pointer("/contact/phone")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        Action::RememberPhone { phone, .. } => Some(phone.clone()),
         Action::Store { .. } | Action::Ignore { .. } => None,
     }
 }
@@ -44,22 +47,20 @@ pub fn is_permanent(e: &AppError) -> bool {
 
 /// The opt-out part of an action, applied at once by the ingress route (so a STOP
 /// webhook closes the gate before the acknowledgement) and again by processing.
-pub async fn apply_opt_out(env: &Env, action: &Action) -> Result<Option<Value>, AppError> {
+pub async fn apply_opt_out(ctx: &Ctx, action: &Action) -> Result<Option<Value>, AppError> {
     match action {
         Action::Keyword {
             phone,
             opted_out,
             at_ms,
         } => {
-            let change = optout_object::Apply {
-                opted_out: *opted_out,
-                at_ms: *at_ms,
-                channel: Channel::Sms,
-            };
+            // A keyword texted from the phone itself: a verified channel (only an SMS
+            // START lifts an SMS STOP; a webchat START never does).
+            let change = json!({"phone": phone, "opted_out": opted_out, "at_ms": at_ms, "channel": Channel::Sms});
             let out: Value =
-                rpc::call(env, optout_object::BINDING, phone, "apply", &change).await?;
+                rpc::call(ctx, phone_object::BINDING, phone, "optout.apply", &change).await?;
             Ok(Some(
-                json!({"opt_out": {"opted_out": opted_out, "flipped": out.get("flipped")}}),
+                json!({"opt_out": {"opted_out": opted_out, "flipped": out.get("flipped"), "applied": out.get("applied")}}),
             ))
         }
         Action::PodiumOptState {
@@ -68,11 +69,11 @@ pub async fn apply_opt_out(env: &Env, action: &Action) -> Result<Option<Value>, 
             observed_ms,
         } => {
             let out: Value = rpc::call(
-                env,
-                optout_object::BINDING,
+                ctx,
+                phone_object::BINDING,
                 phone,
-                "podium",
-                &json!({"opted_out_at_ms": opted_out_at_ms, "observed_ms": observed_ms}),
+                "optout.podium",
+                &json!({"phone": phone, "opted_out_at_ms": opted_out_at_ms, "observed_ms": observed_ms}),
             )
             .await?;
             if let Some(drift) = out.get("drift").and_then(Value::as_str) {
@@ -89,15 +90,45 @@ pub async fn apply_opt_out(env: &Env, action: &Action) -> Result<Option<Value>, 
     }
 }
 
-async fn keep(env: &Env, kind: &str, at_ms: i64, data: Value) -> Result<(), AppError> {
-    let record = ledger::EventRecord {
-        id: rpc::new_id("ev"),
-        kind: kind.to_owned(),
-        at_ms,
-        data,
-    };
-    rpc::call::<_, Value>(env, ledger::BINDING, ledger::NAME, "event.add", &record).await?;
-    Ok(())
+/// Keep a provider event for operators, in the shard of `key` (its phone, else its kind).
+async fn keep(
+    ctx: &Ctx,
+    settings: &Settings,
+    key: &str,
+    kind: &str,
+    at_ms: i64,
+    data: Value,
+) -> Result<(), AppError> {
+    ops::add_event(ctx, settings, key, kind, at_ms, data).await
+}
+
+/// A copy of a payload with phone numbers masked (alerts and hooks leave the gateway;
+/// `webhooks.full_phone_in_hooks` keeps them for a merchant's own system that needs them).
+pub fn masked_for_hooks(settings: &Settings, value: &Value) -> Value {
+    if settings.config.webhooks.full_phone_in_hooks {
+        return value.clone();
+    }
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    let key = k.to_ascii_lowercase();
+                    if key.contains("phone") {
+                        if let Some(raw) = child.as_str() {
+                            *child = json!(phone::mask(raw));
+                            continue;
+                        }
+                    }
+                    walk(child);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut out = value.clone();
+    walk(&mut out);
+    out
 }
 
 /// POST JSON to a merchant hook; anything but a 2xx is an error (and so retried).
@@ -146,14 +177,18 @@ async fn review(settings: &Settings, review: &ReviewEvent) -> Result<Value, AppE
                 "text": format!(":rotating_light: {} review on {site} for {place}{}. Reach out today.",
                     stars(review.rating),
                     review.author.as_deref().map(|a| format!(" from {a}")).unwrap_or_default()),
-                "review": review,
+                "review": masked_for_hooks(settings, &json!(review)),
             });
             let status = post_hook(url, &payload).await?;
             Ok(json!({"class": review.class, "alert": status}))
         }
         ReviewClass::ThankYou => match &hooks.thank_you_url {
             Some(url) => {
-                let status = post_hook(url, &json!({"review": review})).await?;
+                let status = post_hook(
+                    url,
+                    &json!({"review": masked_for_hooks(settings, &json!(review))}),
+                )
+                .await?;
                 Ok(json!({"class": review.class, "thank_you": status}))
             }
             None => Ok(json!({"class": review.class, "thank_you": "not_configured"})),
@@ -169,25 +204,47 @@ async fn review(settings: &Settings, review: &ReviewEvent) -> Result<Value, AppE
 }
 
 /// Perform one event's action. `Err` is retried (or dead-lettered when permanent).
+/// `key` is the delivery's idempotency key: whatever this queues is keyed on it, so a
+/// re-run after a crash queues nothing twice.
 pub async fn perform(
-    env: &Env,
+    ctx: &Ctx,
     settings: &Settings,
     scheme: &str,
+    key: &str,
     action: &Action,
 ) -> Result<Value, AppError> {
-    if let Some(done) = apply_opt_out(env, action).await? {
+    if let Some(done) = apply_opt_out(ctx, action).await? {
         return Ok(done);
     }
+    let masked = |v: Value| masked_for_hooks(settings, &v);
     match action {
         Action::Keyword { .. } | Action::PodiumOptState { .. } => Ok(json!({})),
-        Action::MessageFailed { at_ms, .. } => {
-            keep(env, "podium.message_failed", *at_ms, json!(action)).await?;
+        Action::MessageFailed { at_ms, phone, .. } => {
+            let shard_key = phone.clone().unwrap_or_else(|| key.to_owned());
+            keep(
+                ctx,
+                settings,
+                &shard_key,
+                "podium.message_failed",
+                *at_ms,
+                masked(json!(action)),
+            )
+            .await?;
             Ok(json!({"recorded": "podium.message_failed"}))
         }
         Action::Review(r) => {
             // Kept first: the record survives even if the alert has to be retried.
-            keep(env, "podium.review", r.at_ms, json!(r)).await?;
-            let linked = reviews::link_review(env, r).await?;
+            let shard_key = r.phone.clone().unwrap_or_else(|| key.to_owned());
+            keep(
+                ctx,
+                settings,
+                &shard_key,
+                "podium.review",
+                r.at_ms,
+                masked(json!(r)),
+            )
+            .await?;
+            let linked = reviews::link_review(ctx, settings, r).await?;
             let mut out = review(settings, r).await?;
             if let (Some(map), Some(linked)) = (out.as_object_mut(), linked) {
                 map.insert("invite".into(), linked);
@@ -200,17 +257,59 @@ pub async fn perform(
             status,
             phone,
         } => {
-            keep(env, "podium.invite_updated", *at_ms, json!(action)).await?;
-            let out = reviews::invite_status(env, invite_uid, status, phone.as_deref()).await?;
+            let shard_key = phone.clone().unwrap_or_else(|| invite_uid.clone());
+            keep(
+                ctx,
+                settings,
+                &shard_key,
+                "podium.invite_updated",
+                *at_ms,
+                masked(json!(action)),
+            )
+            .await?;
+            let out =
+                reviews::invite_status(ctx, settings, invite_uid, status, phone.as_deref()).await?;
             Ok(json!({"invite_status": out}))
         }
         Action::Webchat { envelope } => {
-            let accepted = webchat::pipeline_json(env, settings, envelope).await?;
+            let mut envelope = envelope.clone();
+            if envelope.pointer("/contact/phone").is_none() {
+                // Chatwoot without a phone: the conversation's session may know it.
+                let session_id = envelope
+                    .get("session_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let known: Value =
+                    rpc::call(ctx, session::BINDING, &session_id, "phone", &json!({})).await?;
+                match known.get("phone").and_then(Value::as_str) {
+                    Some(phone) => {
+                        rpc::set_json(&mut envelope, &["contact", "phone"], json!(phone))
+                    }
+                    None => {
+                        return Ok(
+                            json!({"ignored": "no phone for this conversation (neither the message nor conversation_created had one)"}),
+                        )
+                    }
+                }
+            }
+            let accepted = webchat::pipeline_json(ctx, settings, &envelope, key).await?;
             Ok(json!({"webchat": accepted}))
         }
+        Action::RememberPhone { session_id, phone } => {
+            rpc::call::<_, Value>(
+                ctx,
+                session::BINDING,
+                session_id,
+                "remember_phone",
+                &json!({"phone": phone}),
+            )
+            .await?;
+            Ok(json!({"remembered_phone": phone::mask(phone)}))
+        }
         Action::Store { kind, payload } => {
-            keep(env, kind, now_ms(), payload.clone()).await?;
-            let review = reviews::trigger(env, settings, kind, payload).await?;
+            keep(ctx, settings, key, kind, now_ms(), masked(payload.clone())).await?;
+            let review = reviews::trigger(ctx, settings, kind, payload).await?;
             Ok(json!({"recorded": kind, "scheme": scheme, "review": review}))
         }
         Action::Ignore { reason } => Ok(json!({"ignored": reason})),

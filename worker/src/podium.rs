@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use crate::error::AppError;
 use crate::objects::token;
-use crate::rpc;
+use crate::rpc::{self, Ctx};
 use futures_util::future::{select, Either};
 use gateway_core::config::PodiumConfig;
 use gateway_core::delivery::{self, Attempt};
 use serde_json::{json, Value};
 
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 /// Any HTTP answer from Podium.
 #[derive(Debug)]
@@ -40,15 +40,6 @@ impl Reply {
             .unwrap_or_default();
         let detail = format!("{code} {message}");
         detail.trim().chars().take(300).collect()
-    }
-
-    /// As a delivery attempt, for `gateway_core::delivery::next`.
-    pub fn attempt(&self) -> Attempt {
-        Attempt::Status {
-            status: self.status,
-            retry_after_ms: self.retry_after_ms,
-            detail: self.detail(),
-        }
     }
 }
 
@@ -126,24 +117,56 @@ pub enum NoReply {
     /// attempt.
     Wait(i64),
     Failed(Attempt),
+    /// The guard said no: nothing was sent.
+    Refused,
 }
 
 /// Call Podium with the shared token (`PodiumToken` object): paced under Podium's
 /// limit, refreshed once on a 401, the pacing drained on a bare 429.
 pub async fn call_authorized(
-    env: &Env,
+    ctx: &Ctx,
     config: &PodiumConfig,
     method: Method,
     url: &str,
     body: Body,
 ) -> Result<Result<Reply, NoReply>, AppError> {
+    let answer = call_guarded(ctx, config, method, url, body, || async { Ok(true) }).await?;
+    if let Ok(reply) = &answer {
+        if reply.status == 429 && reply.retry_after_ms.is_none() {
+            drain_pacing(ctx).await?;
+        }
+    }
+    Ok(answer)
+}
+
+/// Like [`call_authorized`], with a `guard` asked after the request slot and the token
+/// are in hand and immediately before the request goes out (and again before a retry
+/// after a 401). `Ok(false)` from the guard sends nothing: [`NoReply::Refused`]. The
+/// phone object's opt-out check is such a guard, so nothing (no token refresh, no
+/// wait for a slot) can come between the check and the send. A bare 429 is left to the
+/// caller (the outbox decides to drain the pacing).
+pub async fn call_guarded<G, F>(
+    ctx: &Ctx,
+    config: &PodiumConfig,
+    method: Method,
+    url: &str,
+    body: Body,
+    mut guard: G,
+) -> Result<Result<Reply, NoReply>, AppError>
+where
+    G: FnMut() -> F,
+    F: std::future::Future<Output = Result<bool, AppError>>,
+{
     let mut body = Some(body);
     for _ in 0..2 {
         let grant: token::Grant =
-            rpc::call(env, token::BINDING, token::NAME, "acquire", &json!({})).await?;
+            rpc::call(ctx, token::BINDING, token::NAME, "acquire", &json!({})).await?;
         let Some(access_token) = grant.access_token else {
             return Ok(Err(NoReply::Wait(grant.wait_ms)));
         };
+        if !guard().await? {
+            return Ok(Err(NoReply::Refused));
+        }
         let this_body = match body.take() {
             Some(Body::Json(v)) => {
                 body = Some(Body::Json(v.clone()));
@@ -162,7 +185,7 @@ pub async fn call_authorized(
         };
         if reply.status == 401 {
             rpc::call::<_, Value>(
-                env,
+                ctx,
                 token::BINDING,
                 token::NAME,
                 "invalidate",
@@ -173,9 +196,6 @@ pub async fn call_authorized(
                 continue;
             }
         }
-        if reply.status == 429 && reply.retry_after_ms.is_none() {
-            rpc::call::<_, Value>(env, token::BINDING, token::NAME, "drain", &json!({})).await?;
-        }
         return Ok(Ok(reply));
     }
     Ok(Err(NoReply::Failed(Attempt::Status {
@@ -183,6 +203,12 @@ pub async fn call_authorized(
         retry_after_ms: None,
         detail: "unauthorized after a token refresh".into(),
     })))
+}
+
+/// A 429 without `Retry-After`: empty the shared pacing bucket so every phone slows down.
+pub async fn drain_pacing(ctx: &Ctx) -> Result<(), AppError> {
+    rpc::call::<_, Value>(ctx, token::BINDING, token::NAME, "drain", &json!({})).await?;
+    Ok(())
 }
 
 /// Send a request, giving up (and aborting it) after `timeout_ms`.

@@ -5,11 +5,13 @@
 use gateway_core::review::candidate;
 use gateway_core::webhook::ReviewEvent;
 use serde_json::{json, Value};
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
 use crate::error::AppError;
-use crate::objects::{ledger, reviews as schedule};
-use crate::rpc::{self, now_ms};
+use crate::objects::ops::PageArgs;
+use crate::objects::reviews as schedule;
+use crate::ops;
+use crate::rpc::{self, now_ms, Ctx};
 use crate::settings::Settings;
 
 /// The event kinds (Ledger) of request transitions operators list by.
@@ -24,7 +26,8 @@ pub const STATES: &[&str] = &[
 ];
 
 async fn log_skipped_trigger(
-    env: &Env,
+    ctx: &Ctx,
+    settings: &Settings,
     kind: &str,
     payload: &Value,
     reason: &candidate::NoCandidate,
@@ -33,28 +36,32 @@ async fn log_skipped_trigger(
         .pointer("/order/id")
         .or_else(|| payload.pointer("/data/object/id"))
         .cloned();
-    let record = ledger::EventRecord {
-        id: rpc::new_id("ev"),
-        kind: "review.skipped".into(),
-        at_ms: now_ms(),
-        data: json!({"trigger": kind, "order_id": order_id,
-                     "request": {"state": "skipped", "reason": {"code": reason.code(), "message": reason.to_string()}}}),
-    };
-    rpc::call::<_, Value>(env, ledger::BINDING, ledger::NAME, "event.add", &record).await?;
-    rpc::call::<_, Value>(
-        env,
-        ledger::BINDING,
-        ledger::NAME,
-        "count",
-        &json!({"name": format!("review:skipped:{}", reason.code())}),
+    let key = order_id
+        .as_ref()
+        .map_or_else(|| kind.to_owned(), Value::to_string);
+    ops::add_event(
+        ctx,
+        settings,
+        &key,
+        "review.skipped",
+        now_ms(),
+        json!({"trigger": kind, "order_id": order_id,
+               "request": {"state": "skipped", "reason": {"code": reason.code(), "message": reason.to_string()}}}),
     )
     .await?;
-    Ok(())
+    ops::count(
+        ctx,
+        settings,
+        &key,
+        &format!("review:skipped:{}", reason.code()),
+        1,
+    )
+    .await
 }
 
 /// A fulfilled order or completed checkout (already verified and deduplicated).
 pub async fn trigger(
-    env: &Env,
+    ctx: &Ctx,
     settings: &Settings,
     kind: &str,
     payload: &Value,
@@ -69,7 +76,7 @@ pub async fn trigger(
             &config.routing,
             now,
         ),
-        "stripe.checkout_completed" => {
+        "stripe.checkout_completed" | "stripe.payment_succeeded" => {
             candidate::from_stripe(payload, &config.reviews, &config.routing, now)
         }
         _ => return Ok(json!({"review": "not a trigger"})),
@@ -81,14 +88,14 @@ pub async fn trigger(
                 "{}",
                 json!({"event": "review_trigger_skipped", "trigger": kind, "reason": reason.code()})
             );
-            log_skipped_trigger(env, kind, payload, &reason).await?;
+            log_skipped_trigger(ctx, settings, kind, payload, &reason).await?;
             return Ok(json!({"review": "skipped", "reason": reason.code()}));
         }
     };
     let timing = config.reviews.timing(candidate.shop_domain.as_deref());
     let phone = candidate.phone.clone();
     let request: Value = rpc::call(
-        env,
+        ctx,
         schedule::BINDING,
         &phone,
         "schedule",
@@ -104,37 +111,35 @@ pub async fn trigger(
     )
 }
 
-async fn phone_of_invite(env: &Env, uid: &str) -> Result<Option<String>, AppError> {
-    let found: Value = rpc::call(
-        env,
-        ledger::BINDING,
-        ledger::NAME,
-        "index.get",
-        &json!({"name": format!("invite:{uid}")}),
-    )
-    .await?;
+async fn phone_of_invite(
+    ctx: &Ctx,
+    settings: &Settings,
+    uid: &str,
+) -> Result<Option<String>, AppError> {
+    let found = ops::index_get(ctx, settings, &format!("invite:{uid}")).await?;
     Ok(found
-        .pointer("/value/phone")
+        .get("phone")
         .and_then(Value::as_str)
         .map(str::to_owned))
 }
 
 /// `review.invite_link_updated`: the invite's phone object records the status.
 pub async fn invite_status(
-    env: &Env,
+    ctx: &Ctx,
+    settings: &Settings,
     uid: &str,
     status: &str,
     phone: Option<&str>,
 ) -> Result<Value, AppError> {
     let phone = match phone {
         Some(p) => Some(p.to_owned()),
-        None => phone_of_invite(env, uid).await?,
+        None => phone_of_invite(ctx, settings, uid).await?,
     };
     let Some(phone) = phone else {
         return Ok(json!({"invite": uid, "known": false}));
     };
     rpc::call(
-        env,
+        ctx,
         schedule::BINDING,
         &phone,
         "invite_status",
@@ -144,15 +149,19 @@ pub async fn invite_status(
 }
 
 /// `review.created` naming its invite: which request led to which review.
-pub async fn link_review(env: &Env, review: &ReviewEvent) -> Result<Option<Value>, AppError> {
+pub async fn link_review(
+    ctx: &Ctx,
+    settings: &Settings,
+    review: &ReviewEvent,
+) -> Result<Option<Value>, AppError> {
     let (Some(invite), Some(review_uid)) = (&review.invite_uid, &review.uid) else {
         return Ok(None);
     };
-    let Some(phone) = phone_of_invite(env, invite).await? else {
+    let Some(phone) = phone_of_invite(ctx, settings, invite).await? else {
         return Ok(None);
     };
     let out: Value = rpc::call(
-        env,
+        ctx,
         schedule::BINDING,
         &phone,
         "link_review",
@@ -164,7 +173,7 @@ pub async fn link_review(env: &Env, review: &ReviewEvent) -> Result<Option<Value
 
 /// `GET /admin/reviews?state=…&since=…`: requests by state. `scheduled` is what is
 /// waiting now; the others are the log of transitions (newest last).
-pub async fn list(env: &Env, req: &Request) -> Result<Response, AppError> {
+pub async fn list(ctx: &Ctx, settings: &Settings, req: &Request) -> Result<Response, AppError> {
     let url = req.url()?;
     let param = |name: &str| {
         url.query_pairs()
@@ -180,37 +189,42 @@ pub async fn list(env: &Env, req: &Request) -> Result<Response, AppError> {
         ));
     }
     if state == "scheduled" {
-        let out: Value = rpc::call(
-            env,
-            ledger::BINDING,
-            ledger::NAME,
-            "index.list",
-            &json!({"name": "scheduled:"}),
-        )
-        .await?;
+        let mut requests = ops::index_list(ctx, settings, "scheduled:").await?;
+        for r in &mut requests {
+            if let Some(map) = r.as_object_mut() {
+                map.remove("phone_e164");
+            }
+        }
         return Ok(Response::from_json(
-            &json!({"state": state, "requests": out.get("values")}),
+            &json!({"state": state, "requests": requests}),
         )?);
     }
     let since = param("since")
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(0);
-    let out: Value = rpc::call(
-        env,
-        ledger::BINDING,
-        ledger::NAME,
-        "event.list",
-        &json!({"kind": format!("review.{state}"), "since": since}),
+    let limit = param("limit").and_then(|s| s.parse::<i64>().ok());
+    let after = param("cursor").and_then(|c| ops::decode_cursor(&c));
+    let (events, next) = ops::page(
+        ctx,
+        settings,
+        "event.page",
+        "events",
+        &PageArgs {
+            since,
+            after,
+            limit,
+            kind: Some(format!("review.{state}")),
+        },
     )
     .await?;
     Ok(Response::from_json(
-        &json!({"state": state, "events": out.get("events")}),
+        &json!({"state": state, "events": events, "next_cursor": next.as_ref().map(ops::encode_cursor)}),
     )?)
 }
 
 /// `POST /admin/reviews/{phone}/{id}/cancel`.
-pub async fn cancel(env: &Env, phone: &str, id: &str) -> Result<Response, AppError> {
-    let out: Value = rpc::call(env, schedule::BINDING, phone, "cancel", &json!({"id": id})).await?;
+pub async fn cancel(ctx: &Ctx, phone: &str, id: &str) -> Result<Response, AppError> {
+    let out: Value = rpc::call(ctx, schedule::BINDING, phone, "cancel", &json!({"id": id})).await?;
     if let Some(refused) = out.get("refused").and_then(Value::as_str) {
         return Err(AppError::bad_request(
             "not_cancellable",
@@ -222,6 +236,6 @@ pub async fn cancel(env: &Env, phone: &str, id: &str) -> Result<Response, AppErr
 }
 
 /// A phone's review state for the admin view.
-pub async fn status(env: &Env, phone: &str) -> Result<Value, AppError> {
-    rpc::call(env, schedule::BINDING, phone, "status", &json!({})).await
+pub async fn status(ctx: &Ctx, phone: &str) -> Result<Value, AppError> {
+    rpc::call(ctx, schedule::BINDING, phone, "status", &json!({})).await
 }

@@ -1,7 +1,7 @@
 //! Configuration read once per isolate into typed values: the `GATEWAY_CONFIG` var
 //! (checked by `gateway_core::config`), optional local overrides (`PODIUM_API_BASE`,
-//! `PODIUM_TOKEN_URL`, `WEBHOOK_ALERT_URL`, `WEBHOOK_THANK_YOU_URL`, `SHOPIFY_API_BASE`),
-//! and secrets.
+//! `PODIUM_TOKEN_URL`, `WEBHOOK_ALERT_URL`, `WEBHOOK_THANK_YOU_URL`, `SHOPIFY_API_BASE`,
+//! `TURNSTILE_SITEVERIFY_URL`), and secrets.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -67,9 +67,10 @@ pub fn load(env: &Env) -> Result<Rc<Settings>, AppError> {
     let alert_url = var(env, "WEBHOOK_ALERT_URL");
     let thank_you_url = var(env, "WEBHOOK_THANK_YOU_URL");
     let shopify_base = var(env, "SHOPIFY_API_BASE");
+    let siteverify_url = var(env, "TURNSTILE_SITEVERIFY_URL");
     let admin_token = secret(env, "ADMIN_TOKEN");
     let fingerprint = format!(
-        "{raw}\u{0}{api_base:?}\u{0}{token_url:?}\u{0}{alert_url:?}\u{0}{thank_you_url:?}\u{0}{shopify_base:?}\u{0}{}",
+        "{raw}\u{0}{api_base:?}\u{0}{token_url:?}\u{0}{alert_url:?}\u{0}{thank_you_url:?}\u{0}{shopify_base:?}\u{0}{siteverify_url:?}\u{0}{}",
         admin_token.as_deref().map_or(0, str::len)
     );
     if let Some(hit) = CACHED.with(|c| {
@@ -95,6 +96,9 @@ pub fn load(env: &Env) -> Result<Rc<Settings>, AppError> {
     }
     if shopify_base.is_some() {
         config.reviews.shopify.api_base = shopify_base;
+    }
+    if let Some(url) = siteverify_url {
+        config.turnstile.siteverify_url = url;
     }
     let config = config
         .validated()

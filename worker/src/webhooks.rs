@@ -7,13 +7,13 @@ use gateway_core::signature::{Headers as SignedHeaders, Scheme, SignatureError};
 use gateway_core::webhook::{self, Action};
 use gateway_core::Problem;
 use serde_json::{json, Map, Value};
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
 use crate::edge;
 use crate::error::AppError;
 use crate::events;
 use crate::objects::idempotency::{self, Claim, Claimed};
-use crate::rpc::{self, now_ms};
+use crate::rpc::{self, now_ms, Ctx};
 use crate::settings::{self, Settings};
 
 /// Headers kept with a stored event: what replay and operators need, no signatures.
@@ -60,6 +60,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::InviteUpdated { .. } => "invite_updated",
         Action::Webchat { .. } => "webchat",
         Action::Store { .. } => "store",
+        Action::RememberPhone { .. } => "remember_phone",
         Action::Ignore { .. } => "ignore",
     }
 }
@@ -67,7 +68,7 @@ fn action_name(action: &Action) -> &'static str {
 /// `POST /webhooks/…`.
 pub async fn ingress(
     mut req: Request,
-    env: &Env,
+    ctx: &Ctx,
     settings: &Settings,
     scheme: Scheme,
     source: Option<&str>,
@@ -82,7 +83,7 @@ pub async fn ingress(
     }
     // Fail closed: no secret, no processing — and an operator is told in the log.
     let secret_name = webhook::secret_name(scheme, source);
-    let secrets = settings::secret(env, &secret_name)
+    let secrets = settings::secret(ctx, &secret_name)
         .ok_or(SignatureError::NotConfigured)
         .and_then(|list| scheme.secrets(&list))
         .map_err(|e| {
@@ -135,7 +136,7 @@ pub async fn ingress(
         process_at_ms: now.saturating_add(config.process_delay_ms),
     };
     let claimed: Claimed = rpc::call(
-        env,
+        ctx,
         idempotency::BINDING,
         &idempotency::shard_name(shard),
         "claim",
@@ -145,7 +146,7 @@ pub async fn ingress(
     if !claimed.duplicate {
         // F6: a STOP closes the gate before we answer; processing applies it again
         // (idempotently) if this fails.
-        if let Err(e) = events::apply_opt_out(env, &claim.action).await {
+        if let Err(e) = events::apply_opt_out(ctx, &claim.action).await {
             worker::console_error!(
                 "{}",
                 json!({"level": "warn", "event": "opt_out_fast_path_failed", "error": e.to_string()})
@@ -163,7 +164,7 @@ pub async fn ingress(
 
 /// Ask every idempotency shard the same operation, all at once (one round trip, not 16).
 async fn every_shard(
-    env: &Env,
+    ctx: &Ctx,
     settings: &Settings,
     op: &str,
     body: &Value,
@@ -174,21 +175,21 @@ async fn every_shard(
     futures_util::future::try_join_all(
         names
             .iter()
-            .map(|name| rpc::call::<_, Value>(env, idempotency::BINDING, name, op, body)),
+            .map(|name| rpc::call::<_, Value>(ctx, idempotency::BINDING, name, op, body)),
     )
     .await
 }
 
 /// Webhook counters summed over every shard: verified, duplicate, processed, retried,
 /// failed and ignored per scheme, and what the shards hold.
-pub async fn counters(env: &Env, settings: &Settings) -> Result<Value, AppError> {
+pub async fn counters(ctx: &Ctx, settings: &Settings) -> Result<Value, AppError> {
     let mut totals: Map<String, Value> = Map::new();
     let mut stored: Map<String, Value> = Map::new();
     let add = |map: &mut Map<String, Value>, name: &str, n: i64| {
         let current = map.get(name).and_then(Value::as_i64).unwrap_or(0);
         map.insert(name.to_owned(), json!(current.saturating_add(n)));
     };
-    for out in every_shard(env, settings, "counters", &json!({})).await? {
+    for out in every_shard(ctx, settings, "counters", &json!({})).await? {
         let rows = |name: &str| {
             out.get(name)
                 .and_then(Value::as_array)
@@ -217,7 +218,7 @@ pub async fn counters(env: &Env, settings: &Settings) -> Result<Value, AppError>
 
 /// Put a dead-lettered event back in its shard's queue (the admin replay route). The
 /// stored job is the shard row: key, scheme, event type, action, headers, body, times.
-pub async fn requeue(env: &Env, settings: &Settings, job: &Value) -> Result<u32, AppError> {
+pub async fn requeue(ctx: &Ctx, settings: &Settings, job: &Value) -> Result<u32, AppError> {
     let text = |name: &str| job.get(name).and_then(Value::as_str).unwrap_or_default();
     let number = |name: &str| {
         #[allow(clippy::cast_possible_truncation)]
@@ -243,7 +244,7 @@ pub async fn requeue(env: &Env, settings: &Settings, job: &Value) -> Result<u32,
     };
     let shard = webhook::shard_of(&key, settings.config.webhooks.shards);
     rpc::call::<_, Value>(
-        env,
+        ctx,
         idempotency::BINDING,
         &idempotency::shard_name(shard),
         "requeue",
@@ -254,7 +255,7 @@ pub async fn requeue(env: &Env, settings: &Settings, job: &Value) -> Result<u32,
 }
 
 /// `GET /admin/webhooks?limit=20`: the newest stored deliveries across shards.
-pub async fn recent(env: &Env, settings: &Settings, req: &Request) -> Result<Response, AppError> {
+pub async fn recent(ctx: &Ctx, settings: &Settings, req: &Request) -> Result<Response, AppError> {
     let limit = req
         .url()?
         .query_pairs()
@@ -263,7 +264,7 @@ pub async fn recent(env: &Env, settings: &Settings, req: &Request) -> Result<Res
         .unwrap_or(20)
         .clamp(1, 200);
     let mut all = Vec::new();
-    for out in every_shard(env, settings, "recent", &json!({"limit": limit})).await? {
+    for out in every_shard(ctx, settings, "recent", &json!({"limit": limit})).await? {
         if let Some(rows) = out.get("deliveries").and_then(Value::as_array) {
             all.extend(rows.iter().cloned());
         }
@@ -279,10 +280,11 @@ pub async fn recent(env: &Env, settings: &Settings, req: &Request) -> Result<Res
 /// again. Dedup applies unless `force` (a dead-lettered one is always replayable).
 pub async fn replay(
     mut req: Request,
-    env: &Env,
+    ctx: &Ctx,
     settings: &Settings,
 ) -> Result<Response, AppError> {
-    let body: Value = req.json().await.map_err(|_| {
+    let bytes = edge::read_limited(&mut req, 16 * 1024).await?;
+    let body: Value = serde_json::from_slice(&bytes).map_err(|_| {
         AppError::bad_request(
             "invalid_json",
             "expected {\"key\": \"…\", \"force\": false}",
@@ -300,7 +302,7 @@ pub async fn replay(
     let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
     let shard = webhook::shard_of(key, settings.config.webhooks.shards);
     let out: Value = rpc::call(
-        env,
+        ctx,
         idempotency::BINDING,
         &idempotency::shard_name(shard),
         "replay",

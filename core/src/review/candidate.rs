@@ -234,8 +234,17 @@ pub fn from_stripe(
     if !config.enabled {
         return Err(NoCandidate::Disabled);
     }
+    // A Checkout Session or a PaymentIntent (`payment_intent.succeeded`, the
+    // alternative trigger). Both are keyed on the payment intent, so the two events of
+    // one payment make one request (the schedule refuses a second for the same order).
     let session = event.pointer("/data/object").unwrap_or(&Value::Null);
-    let order_id = id_text(session, "/id").ok_or(NoCandidate::NoOrderId)?;
+    let is_intent = text(session, "/object") == Some("payment_intent");
+    let order_id = if is_intent {
+        id_text(session, "/id")
+    } else {
+        id_text(session, "/payment_intent").or_else(|| id_text(session, "/id"))
+    }
+    .ok_or(NoCandidate::NoOrderId)?;
     let location_uid = text(session, "/metadata/location_uid")
         .filter(|uid| routing.location(uid).is_some())
         .map(str::to_owned)
@@ -247,6 +256,7 @@ pub fn from_stripe(
         session,
         &[
             ("customer_details.phone", "/customer_details/phone"),
+            ("shipping.phone", "/shipping/phone"),
             ("metadata.phone", "/metadata/phone"),
         ],
         &region,
@@ -258,7 +268,9 @@ pub fn from_stripe(
         location_uid,
         phone,
         phone_field,
-        customer_name: text(session, "/customer_details/name").map(str::to_owned),
+        customer_name: text(session, "/customer_details/name")
+            .or_else(|| text(session, "/shipping/name"))
+            .map(str::to_owned),
         preference: text(session, "/metadata/review_platform").map(str::to_ascii_lowercase),
         accounts: accounts(config, |a| {
             text(session, &format!("/metadata/{a}")).is_some()

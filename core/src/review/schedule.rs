@@ -33,16 +33,26 @@ pub enum RequestState {
     Failed,
     Skipped,
     Cancelled,
-    /// The send was interrupted or timed out: Podium may or may not have it. Never
-    /// re-sent automatically (a duplicate would embarrass); escalated instead.
+    /// The send was interrupted or could not be verified: Podium may or may not have
+    /// it. Never re-sent automatically (a duplicate would embarrass); escalated instead.
     Unknown,
+    /// Podium answered 5xx or not at all: the invite may exist. Before anything is sent
+    /// again, Podium's invites for the phone are read (at `fire_at_ms`): one found is
+    /// the invite; none means it may be sent again.
+    Verifying,
 }
 
 impl RequestState {
     pub fn is_open(self) -> bool {
-        matches!(self, RequestState::Scheduled | RequestState::Sending)
+        matches!(
+            self,
+            RequestState::Scheduled | RequestState::Sending | RequestState::Verifying
+        )
     }
 }
+
+/// Reads of Podium's invites after an uncertain send, before giving up as `Unknown`.
+pub const MAX_VERIFY_READS: u32 = 5;
 
 /// Why something did not (or will not) happen: a stable code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +102,12 @@ pub struct ReviewRequest {
     /// Invite calls made so far (the retry policy's attempt number).
     #[serde(default)]
     pub attempts: u32,
+    /// When the last invite call began (an invite Podium created since is ours).
+    #[serde(default)]
+    pub send_started_ms: Option<i64>,
+    /// Reads of Podium's invites made while verifying.
+    #[serde(default)]
+    pub verify_reads: u32,
 }
 
 /// A phone flagged after an invite failed (the carrier refused, wrong number, …).
@@ -142,6 +158,27 @@ pub enum Fire {
     CheckOrder,
     /// A previous run stopped mid-send: marked unknown, not re-sent.
     Interrupted,
+    /// An uncertain send is due to be verified: read Podium's invites for the phone and
+    /// continue with `verified`.
+    Verify,
+}
+
+/// What reading Podium's invites after an uncertain send decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verified {
+    /// The invite exists: recorded as sent.
+    Found,
+    /// None exists: the request is scheduled again (a later alarm sends it).
+    Retry,
+    /// The retry policy is used up: failed (escalate).
+    GaveUp,
+    /// Podium could not be read again and again: unknown (escalate, never re-sent).
+    Unreadable,
+    /// Read failed: read again later.
+    ReadLater,
+    /// Nothing to verify (changed meanwhile).
+    Nothing,
 }
 
 impl PhoneReviews {
@@ -243,6 +280,8 @@ impl PhoneReviews {
             platform_reason: None,
             invite: None,
             attempts: 0,
+            send_started_ms: None,
+            verify_reads: 0,
         };
         self.push(request.clone());
         request
@@ -267,6 +306,7 @@ impl PhoneReviews {
                 self.hold_cooldown(timing, now_ms);
                 return Fire::Interrupted;
             }
+            RequestState::Verifying if r.fire_at_ms <= now_ms => return Fire::Verify,
             RequestState::Scheduled if r.fire_at_ms <= now_ms => {}
             _ => return Fire::Nothing,
         }
@@ -342,7 +382,93 @@ impl PhoneReviews {
         r.platform_reason = Some(why.to_owned());
         r.updated_ms = now_ms;
         r.attempts = r.attempts.saturating_add(1);
+        r.send_started_ms = Some(now_ms);
         r.attempts
+    }
+
+    /// Podium answered 5xx or not at all: the invite may exist (F7, never re-POSTed
+    /// blindly). The cooldown holds; Podium's invites are read at `verify_at_ms`.
+    pub fn uncertain(&mut self, id: &str, detail: &str, verify_at_ms: i64, now_ms: i64) {
+        let Some(r) = self.find(id) else { return };
+        r.state = RequestState::Verifying;
+        r.reason = Some(Reason::new("verifying", detail));
+        r.fire_at_ms = verify_at_ms;
+        r.updated_ms = now_ms;
+        r.verify_reads = 0;
+        let timing = r.timing;
+        self.hold_cooldown(timing, now_ms);
+    }
+
+    /// The read of Podium's invites for this phone after an uncertain send.
+    /// `found`: an invite Podium created for this phone and location since the send
+    /// began (uid, delivery status); `read_ok`: whether the read itself worked;
+    /// `retry_at`: when to send again if none exists (`None`: the retry policy is used
+    /// up).
+    pub fn verified(
+        &mut self,
+        id: &str,
+        read_ok: bool,
+        found: Option<(&str, &str)>,
+        retry_at: Option<i64>,
+        read_again_at: i64,
+        now_ms: i64,
+    ) -> Verified {
+        let Some(r) = self.find(id) else {
+            return Verified::Nothing;
+        };
+        if r.state != RequestState::Verifying {
+            return Verified::Nothing;
+        }
+        if !read_ok {
+            r.verify_reads = r.verify_reads.saturating_add(1);
+            if r.verify_reads >= MAX_VERIFY_READS {
+                r.state = RequestState::Unknown;
+                r.reason = Some(Reason::new(
+                    "unverifiable",
+                    "Podium answered the invite call with an error and its invites could not be read afterwards; not sent again",
+                ));
+                r.updated_ms = now_ms;
+                return Verified::Unreadable;
+            }
+            r.fire_at_ms = read_again_at;
+            r.updated_ms = now_ms;
+            return Verified::ReadLater;
+        }
+        if let Some((uid, status)) = found {
+            // The invite went out after all: as if Podium had answered 2xx (the
+            // cooldown held since the send restarts from now, with the earlier one kept
+            // to roll back to if the invite's delivery fails).
+            let restore = self.cooldown_before_ms;
+            self.cooldown_until_ms = restore;
+            self.sent(id, uid, status, now_ms);
+            return Verified::Found;
+        }
+        // Nothing reached Podium: give the held cooldown back, then send again (or stop).
+        self.cooldown_until_ms = self.cooldown_before_ms;
+        let Some(r) = self.find(id) else {
+            return Verified::Nothing;
+        };
+        match retry_at {
+            Some(at) => {
+                r.state = RequestState::Scheduled;
+                r.fire_at_ms = at;
+                r.reason = Some(Reason::new(
+                    "retrying",
+                    "Podium had no invite for this phone after the failed call; sending again",
+                ));
+                r.updated_ms = now_ms;
+                Verified::Retry
+            }
+            None => {
+                r.state = RequestState::Failed;
+                r.reason = Some(Reason::new(
+                    "podium_failed",
+                    "Podium kept failing the invite call (none was created)",
+                ));
+                r.updated_ms = now_ms;
+                Verified::GaveUp
+            }
+        }
     }
 
     /// Podium accepted the invite: the cooldown starts now, remembering the one before
@@ -482,7 +608,8 @@ impl PhoneReviews {
         self.requests
             .iter()
             .filter(|r| {
-                (r.state == RequestState::Scheduled && r.fire_at_ms <= now_ms)
+                (matches!(r.state, RequestState::Scheduled | RequestState::Verifying)
+                    && r.fire_at_ms <= now_ms)
                     || r.state == RequestState::Sending
             })
             .map(|r| r.id.clone())
@@ -492,7 +619,7 @@ impl PhoneReviews {
     /// When the phone's alarm should next fire.
     pub fn next_wake(&self) -> Option<i64> {
         let fires = self.requests.iter().filter_map(|r| match r.state {
-            RequestState::Scheduled => Some(r.fire_at_ms),
+            RequestState::Scheduled | RequestState::Verifying => Some(r.fire_at_ms),
             RequestState::Sending => Some(r.updated_ms.saturating_add(SENDING_GRACE_MS)),
             _ => None,
         });
@@ -539,6 +666,106 @@ impl PhoneReviews {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod verify {
+        use super::super::*;
+        use crate::review::candidate::{Candidate, Source};
+        use crate::review::config::Timing;
+
+        fn reviews_sending() -> PhoneReviews {
+            let timing = Timing {
+                cooldown_ms: 1_000_000,
+                refund_buffer_ms: 0,
+                unresolved_after_ms: 50_000,
+            };
+            let candidate = Candidate {
+                source: Source::Stripe,
+                order_id: "pi_1".into(),
+                shop_domain: None,
+                location_uid: "loc".into(),
+                phone: "+61412345678".into(),
+                phone_field: "metadata.phone".into(),
+                customer_name: None,
+                preference: None,
+                accounts: vec![],
+                fulfilled_at_ms: 0,
+            };
+            let mut r = PhoneReviews::default();
+            r.schedule("rr_1", candidate, timing, false, 0);
+            assert_eq!(r.begin_fire("rr_1", false, 0), Fire::CheckOrder);
+            r.mark_sending("rr_1", "google", "default", 10);
+            r
+        }
+
+        /// A 5xx or no answer: verifying holds the cooldown, and what the read of
+        /// Podium's invites finds decides — never a blind re-send.
+        #[test]
+        fn uncertain_sends_are_verified_before_any_retry() {
+            let mut r = reviews_sending();
+            r.uncertain("rr_1", "500", 100, 20);
+            assert_eq!(r.get("rr_1").unwrap().state, RequestState::Verifying);
+            assert!(r.cooldown_remaining(30).is_some(), "held while unknown");
+            assert_eq!(
+                r.begin_fire("rr_1", false, 50),
+                Fire::Nothing,
+                "not due yet"
+            );
+            assert_eq!(r.begin_fire("rr_1", false, 100), Fire::Verify);
+            // Found: sent, with the invite recorded.
+            assert_eq!(
+                r.verified(
+                    "rr_1",
+                    true,
+                    Some(("inv_9", "pending")),
+                    Some(500),
+                    200,
+                    110
+                ),
+                Verified::Found
+            );
+            assert_eq!(r.get("rr_1").unwrap().state, RequestState::Sent);
+            assert_eq!(r.get("rr_1").unwrap().invite.as_ref().unwrap().uid, "inv_9");
+
+            // None found: the held cooldown is given back and it is sent again.
+            let mut r = reviews_sending();
+            r.uncertain("rr_1", "timeout", 100, 20);
+            assert_eq!(
+                r.verified("rr_1", true, None, Some(500), 200, 110),
+                Verified::Retry
+            );
+            assert_eq!(r.get("rr_1").unwrap().state, RequestState::Scheduled);
+            assert_eq!(r.get("rr_1").unwrap().fire_at_ms, 500);
+            assert_eq!(r.cooldown_remaining(120), None);
+
+            // None found and the policy is used up: failed.
+            let mut r = reviews_sending();
+            r.uncertain("rr_1", "500", 100, 20);
+            assert_eq!(
+                r.verified("rr_1", true, None, None, 200, 110),
+                Verified::GaveUp
+            );
+            assert_eq!(r.get("rr_1").unwrap().state, RequestState::Failed);
+
+            // Podium can't be read: read again, then unknown (never re-sent).
+            let mut r = reviews_sending();
+            r.uncertain("rr_1", "500", 100, 20);
+            for _ in 1..MAX_VERIFY_READS {
+                assert_eq!(
+                    r.verified("rr_1", false, None, Some(500), 200, 110),
+                    Verified::ReadLater
+                );
+            }
+            assert_eq!(
+                r.verified("rr_1", false, None, Some(500), 200, 110),
+                Verified::Unreadable
+            );
+            assert_eq!(r.get("rr_1").unwrap().state, RequestState::Unknown);
+            assert!(
+                r.cooldown_remaining(120).is_some(),
+                "the cooldown holds for an unknown send"
+            );
+        }
+    }
 
     const T: Timing = Timing {
         cooldown_ms: 10_000,

@@ -17,8 +17,9 @@ use worker::{
 
 use crate::error::AppError;
 use crate::events;
-use crate::objects::ledger;
-use crate::rpc::{self, now_ms};
+use crate::objects::ops::DeadLetter;
+use crate::ops;
+use crate::rpc::{self, now_ms, Ctx};
 use crate::settings;
 
 pub const BINDING: &str = "IDEMPOTENCY";
@@ -352,7 +353,8 @@ impl Idempotency {
                 vec![int(attempts), text(row.key.clone())],
             )?;
             let action: Action = serde_json::from_str(&row.action)?;
-            let result = events::perform(&self.env, &settings, &row.scheme, &action).await;
+            let ctx = Ctx::new(self.env.clone());
+            let result = events::perform(&ctx, &settings, &row.scheme, &row.key, &action).await;
             let now = now_ms();
             match result {
                 Ok(outcome) => {
@@ -425,27 +427,34 @@ impl Idempotency {
             }
             _ => Value::Null,
         };
-        let letter = ledger::DeadLetter {
-            id: rpc::new_id("dl"),
+        let phone = events::phone_of(&serde_json::from_str(&row.action).unwrap_or(
+            Action::Ignore {
+                reason: String::new(),
+            },
+        ))
+        .unwrap_or_default();
+        let ctx = Ctx::new(self.env.clone());
+        let settings = settings::load(&ctx)?;
+        // Its shard: the phone's, or the key's for events about no phone. The id follows
+        // from the key, so a dead letter recorded twice (a crash in between) is one.
+        let shard = ops::shard_of(
+            settings.as_ref(),
+            if phone.is_empty() { &row.key } else { &phone },
+        );
+        let letter = DeadLetter {
+            id: format!(
+                "dl-{shard}-wh_{}",
+                gateway_core::webhook::sha256_hex(&[row.key.as_bytes()])
+                    .get(..24)
+                    .unwrap_or_default()
+            ),
             at_ms: now_ms(),
-            phone: events::phone_of(
-                &serde_json::from_str(&row.action).unwrap_or(Action::Ignore {
-                    reason: String::new(),
-                }),
-            )
-            .unwrap_or_default(),
+            phone,
             reason: format!("webhook {} {}: {reason}", row.scheme, row.event_type),
             attempts,
             job,
         };
-        rpc::call::<_, Value>(
-            &self.env,
-            ledger::BINDING,
-            ledger::NAME,
-            "dead_letter.add",
-            &letter,
-        )
-        .await?;
+        ops::add_dead_letter(&ctx, &settings, letter).await?;
         sql.exec(
             "UPDATE deliveries SET state = 'dead', last_error = ? WHERE key = ?",
             vec![text(reason), text(row.key.clone())],

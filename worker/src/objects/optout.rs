@@ -1,22 +1,16 @@
-//! `OptOut`: the one opt-out record per E.164 phone (F6). Every flow that would text the
-//! phone asks it at the moment of sending; keywords from any channel change it.
+//! `OptOut` (legacy, read-only): the former per-phone opt-out record. Opt-outs now live
+//! in the phone object (`phone::consent`), which reads this once per phone and merges it;
+//! nothing writes here any more. The class stays deployed until a later migration
+//! deletes it (README, "Upgrading").
 
-use gateway_core::optout::{Channel, OptOutRecord, PodiumView};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use gateway_core::optout::OptOutRecord;
+use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use crate::error::AppError;
 use crate::rpc;
 
 pub const BINDING: &str = "OPT_OUT";
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Apply {
-    pub opted_out: bool,
-    pub at_ms: i64,
-    pub channel: Channel,
-}
 
 // State and Env have no Debug.
 #[allow(missing_debug_implementations)]
@@ -33,29 +27,20 @@ impl DurableObject for OptOut {
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        rpc::serve(req, |op, body| async move { self.handle(&op, body).await }).await
-    }
-}
-
-impl OptOut {
-    async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
-        let storage = self.state.storage();
-        let mut record: OptOutRecord = storage.get("record").await?.unwrap_or_default();
-        match op {
-            "get" => Ok(json!(record)),
-            "apply" => {
-                let change: Apply = rpc::args(body)?;
-                let flipped = record.apply(change.opted_out, change.at_ms, change.channel);
-                storage.put("record", &record).await?;
-                Ok(json!({"flipped": flipped, "record": record}))
+        rpc::serve(req, |op, _body| async move {
+            match op.as_str() {
+                "get" => {
+                    let record: OptOutRecord = self
+                        .state
+                        .storage()
+                        .get("record")
+                        .await?
+                        .unwrap_or_default();
+                    Ok(json!(record))
+                }
+                _ => Err(AppError::NotFound("no such operation")),
             }
-            "podium" => {
-                let view: PodiumView = rpc::args(body)?;
-                let outcome = record.apply_podium(view.opted_out_at_ms, view.observed_ms);
-                storage.put("record", &record).await?;
-                Ok(json!({"outcome": outcome, "record": record, "drift": record.drift()}))
-            }
-            _ => Err(AppError::NotFound("no such operation")),
-        }
+        })
+        .await
     }
 }

@@ -2,21 +2,31 @@
 //! (`gateway_core::review::schedule`), fired by alarms. The object serializes everything
 //! for a phone, so two concurrent triggers cannot both pass the cooldown (F7), and the
 //! state it persists before calling Podium means a repeated alarm never sends twice.
+//!
+//! It stays its own class beside the phone object: its alarms run on a schedule of days
+//! (refund buffer, cooldowns, delivery deadlines) that has nothing to do with the chat
+//! outbox, and its state carries over from deployed gateways unchanged. The invite
+//! itself is sent *by the phone object* (`send_invite`), so the opt-out check is read
+//! after every other network call (Shopify, token) and immediately before the POST,
+//! inside the object that applies STOPs (F6, F12).
 
 use gateway_core::delivery::{self, Attempt, Next};
 use gateway_core::phone;
 use gateway_core::review::candidate::{self, Candidate};
 use gateway_core::review::config::Timing;
-use gateway_core::review::schedule::{Fire, OrderCheck, PhoneReviews, Reason, RequestState};
+use gateway_core::review::schedule::{
+    Fire, OrderCheck, PhoneReviews, Reason, RequestState, Verified,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
 use crate::error::AppError;
 use crate::events;
-use crate::objects::{ledger, optout};
-use crate::podium::{self, Body, NoReply};
-use crate::rpc::{self, now_ms};
+use crate::objects::phone as phone_object;
+use crate::ops;
+use crate::podium::{self, Body};
+use crate::rpc::{self, now_ms, Ctx};
 use crate::settings::{self, Settings};
 
 pub const BINDING: &str = "REVIEWS";
@@ -57,30 +67,41 @@ impl DurableObject for ReviewSchedule {
     }
 }
 
-/// A line in the Ledger's event log for operators (`GET /admin/reviews`).
-async fn log_event(env: &Env, kind: &str, phone: &str, request: &Value) -> Result<(), AppError> {
-    let record = ledger::EventRecord {
-        id: rpc::new_id("ev"),
-        kind: format!("review.{kind}"),
-        at_ms: now_ms(),
-        data: json!({"phone": phone, "request": request}),
-    };
-    rpc::call::<_, Value>(env, ledger::BINDING, ledger::NAME, "event.add", &record).await?;
-    Ok(())
-}
-
-async fn index(env: &Env, op: &str, name: &str, value: Value) -> Result<Value, AppError> {
-    rpc::call(
-        env,
-        ledger::BINDING,
-        ledger::NAME,
-        op,
-        &json!({"name": name, "value": value}),
+/// A line in the operations event log (`GET /admin/reviews`), in the phone's shard.
+async fn log_event(
+    ctx: &Ctx,
+    settings: &Settings,
+    kind: &str,
+    phone: &str,
+    request: &Value,
+) -> Result<(), AppError> {
+    ops::add_event(
+        ctx,
+        settings,
+        phone,
+        &format!("review.{kind}"),
+        now_ms(),
+        json!({"phone": phone::mask(phone), "phone_key": ops::shard_of(settings, phone), "request": masked_request(request)}),
     )
     .await
 }
 
+/// A request for the operator log, with the customer's phone masked.
+fn masked_request(request: &Value) -> Value {
+    let mut out = request.clone();
+    if let Some(p) = out.pointer_mut("/candidate/phone") {
+        if let Some(raw) = p.as_str() {
+            *p = json!(phone::mask(raw));
+        }
+    }
+    out
+}
+
 impl ReviewSchedule {
+    fn ctx(&self) -> Ctx {
+        Ctx::new(self.env.clone())
+    }
+
     async fn load(&self) -> Result<PhoneReviews, AppError> {
         Ok(self
             .state
@@ -100,8 +121,16 @@ impl ReviewSchedule {
         Ok(())
     }
 
+    /// The phone's one opt-out record (in the phone object).
     async fn opted_out(&self, phone: &str) -> Result<bool, AppError> {
-        let record: Value = rpc::call(&self.env, optout::BINDING, phone, "get", &json!({})).await?;
+        let record: Value = rpc::call(
+            &self.ctx(),
+            phone_object::BINDING,
+            phone,
+            "optout.get",
+            &json!({"phone": phone}),
+        )
+        .await?;
         Ok(record
             .get("opted_out")
             .and_then(Value::as_bool)
@@ -110,6 +139,8 @@ impl ReviewSchedule {
 
     async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
         let now = now_ms();
+        let ctx = self.ctx();
+        let settings = settings::load(&ctx)?;
         match op {
             "schedule" => {
                 let input: ScheduleIn = rpc::args(body)?;
@@ -122,11 +153,16 @@ impl ReviewSchedule {
                 self.save(&reviews).await?;
                 let view = json!(request);
                 if request.state == RequestState::Scheduled {
-                    index(&self.env, "index.put", &format!("scheduled:{}", request.id),
-                          json!({"id": request.id, "phone": phone, "fire_at_ms": request.fire_at_ms, "order_id": request.candidate.order_id})).await?;
-                    log_event(&self.env, "scheduled", &phone, &view).await?;
+                    // Listed while scheduled; kept no longer than the request could fire.
+                    let expires = request
+                        .fire_at_ms
+                        .saturating_add(settings.config.retention.events_ms);
+                    ops::index_put(&ctx, &settings, &format!("scheduled:{}", request.id),
+                          json!({"id": request.id, "phone": phone::mask(&phone), "phone_e164": phone, "fire_at_ms": request.fire_at_ms, "order_id": request.candidate.order_id}),
+                          expires).await?;
+                    log_event(&ctx, &settings, "scheduled", &phone, &view).await?;
                 } else {
-                    log_event(&self.env, "skipped", &phone, &view).await?;
+                    log_event(&ctx, &settings, "skipped", &phone, &view).await?;
                 }
                 Ok(view)
             }
@@ -152,7 +188,8 @@ impl ReviewSchedule {
                 }
                 self.save(&reviews).await?;
                 let phone: String = self.state.storage().get("phone").await?.unwrap_or_default();
-                self.finished(&reviews, &phone, id, "cancelled").await?;
+                self.finished(&settings, &reviews, &phone, id, "cancelled")
+                    .await?;
                 Ok(json!({"cancelled": id}))
             }
             "invite_status" => {
@@ -172,7 +209,7 @@ impl ReviewSchedule {
                         "delivered" => "delivered",
                         _ => "status",
                     };
-                    log_event(&self.env, kind, &phone, &json!(reviews.get(id))).await?;
+                    log_event(&ctx, &settings, kind, &phone, &json!(reviews.get(id))).await?;
                 }
                 Ok(json!({"changed": changed}))
             }
@@ -196,23 +233,30 @@ impl ReviewSchedule {
 
     /// The alarm: fire what is due, read invites past their deadline.
     async fn run(&self) -> Result<(), AppError> {
-        let settings = settings::load(&self.env)?;
+        let ctx = self.ctx();
+        let settings = settings::load(&ctx)?;
         let phone: String = self.state.storage().get("phone").await?.unwrap_or_default();
         let now = now_ms();
         let due = self.load().await?.due(now);
         for id in due {
-            self.fire(&settings, &phone, &id).await?;
+            self.fire(&ctx, &settings, &phone, &id).await?;
         }
         let checks = self.load().await?.due_checks(now_ms());
         for uid in checks {
-            self.check_invite(&settings, &phone, &uid).await?;
+            self.check_invite(&ctx, &settings, &phone, &uid).await?;
         }
         // Re-arm from whatever is left.
         let reviews = self.load().await?;
         self.save(&reviews).await
     }
 
-    async fn fire(&self, settings: &Settings, phone: &str, id: &str) -> Result<(), AppError> {
+    async fn fire(
+        &self,
+        ctx: &Ctx,
+        settings: &Settings,
+        phone: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
         let config = &settings.config;
         let opted_out = self.opted_out(phone).await?;
         let mut reviews = self.load().await?;
@@ -220,11 +264,17 @@ impl ReviewSchedule {
         self.save(&reviews).await?;
         match step {
             Fire::Nothing => return Ok(()),
-            Fire::Skipped { .. } => return self.finished(&reviews, phone, id, "skipped").await,
+            Fire::Skipped { .. } => {
+                return self
+                    .finished(settings, &reviews, phone, id, "skipped")
+                    .await
+            }
             Fire::Interrupted => {
-                self.finished(&reviews, phone, id, "unknown").await?;
+                self.finished(settings, &reviews, phone, id, "unknown")
+                    .await?;
                 return self.escalate(settings, phone, id, "a review invite send was interrupted; Podium may or may not have sent it (not re-sent)").await;
             }
+            Fire::Verify => return self.verify(ctx, settings, phone, id).await,
             Fire::CheckOrder => {}
         }
         let Some(request) = reviews.get(id).cloned() else {
@@ -244,7 +294,11 @@ impl ReviewSchedule {
         let outcome = reviews.after_order(id, &check, config.reviews.recheck_retry_ms, now_ms());
         self.save(&reviews).await?;
         match outcome {
-            Err(Some(_)) => return self.finished(&reviews, phone, id, "skipped").await,
+            Err(Some(_)) => {
+                return self
+                    .finished(settings, &reviews, phone, id, "skipped")
+                    .await
+            }
             Err(None) => {
                 worker::console_error!(
                     "{}",
@@ -280,85 +334,142 @@ impl ReviewSchedule {
         {
             invite.insert("reviewSiteUid".into(), json!(site));
         }
-        let invite = Value::Object(invite);
-        let url = podium::url(&config.podium, "/v4/reviews/invites");
-        let answer = podium::call_authorized(
-            &self.env,
-            &config.podium,
-            Method::Post,
-            &url,
-            Body::Json(invite),
+        // The phone object sends it: the opt-out is read there, after the Shopify check
+        // and the token, immediately before the POST.
+        let answer: Value = rpc::call(
+            ctx,
+            phone_object::BINDING,
+            phone,
+            "send_invite",
+            &json!({"phone": phone, "invite": Value::Object(invite)}),
         )
         .await?;
         let mut reviews = self.load().await?;
         let now = now_ms();
-        match answer {
-            Ok(reply) if reply.is_success() => {
-                let data = reply.body.get("data").unwrap_or(&reply.body);
+        let outcome = answer
+            .get("outcome")
+            .and_then(Value::as_str)
+            .unwrap_or("no_answer");
+        let status = answer
+            .get("status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(0);
+        match outcome {
+            "reply" if (200..300).contains(&status) => {
+                let body = answer.get("body").cloned().unwrap_or(Value::Null);
+                let data = body.get("data").unwrap_or(&body);
                 let uid = data
                     .get("uid")
                     .and_then(Value::as_str)
                     .unwrap_or("unknown")
                     .to_owned();
-                let status = data
+                let delivery = data
                     .get("deliveryStatus")
                     .and_then(Value::as_str)
                     .unwrap_or("pending")
                     .to_owned();
-                reviews.sent(id, &uid, &status, now);
+                reviews.sent(id, &uid, &delivery, now);
                 self.save(&reviews).await?;
-                index(
-                    &self.env,
-                    "index.put",
-                    &format!("invite:{uid}"),
-                    json!({"phone": phone, "request_id": id}),
-                )
-                .await?;
-                self.finished(&reviews, phone, id, "sent").await
+                self.index_invite(ctx, settings, &uid, phone, id).await?;
+                self.finished(settings, &reviews, phone, id, "sent").await
             }
-            Ok(reply) => {
-                let detail = reply.detail();
-                match delivery::next(&config.retry, attempt, &reply.attempt(), now, rpc::random()) {
+            "reply" if status == 429 || status == 408 || status == 425 => {
+                // Throttled or too early: nothing was created. Retry per the policy.
+                let retry_after_ms = answer.get("retry_after_ms").and_then(Value::as_i64);
+                let detail = answer
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let attempt_answer = Attempt::Status {
+                    status,
+                    retry_after_ms,
+                    detail,
+                };
+                match delivery::next(&config.retry, attempt, &attempt_answer, now, rpc::random()) {
                     Next::RetryAt { at_ms, reason } => {
                         reviews.retry_at(id, at_ms, &reason, now);
                         self.save(&reviews).await
                     }
-                    Next::DeadLetter { reason } if attempt >= config.retry.max_attempts => {
-                        // Retried to the end of the policy: a person has to look.
-                        reviews.refused(id, Reason::new("podium_failed", reason.clone()), now);
-                        self.save(&reviews).await?;
-                        self.finished(&reviews, phone, id, "failed").await?;
-                        self.escalate(
+                    Next::Done | Next::DeadLetter { .. } => {
+                        self.give_up(
                             settings,
+                            reviews,
                             phone,
                             id,
-                            &format!("a review invite could not be sent: {reason}"),
+                            "Podium kept refusing the invite call (throttled)",
                         )
                         .await
                     }
-                    Next::Done | Next::DeadLetter { .. } => {
-                        if detail.contains("opted_out") {
-                            // Podium knows an opt-out we didn't: take it (F6).
-                            rpc::call::<_, Value>(
-                                &self.env,
-                                optout::BINDING,
-                                phone,
-                                "podium",
-                                &json!({"opted_out_at_ms": now, "observed_ms": now}),
-                            )
-                            .await?;
-                        }
-                        reviews.refused(
-                            id,
-                            Reason::new("podium_refused", format!("{} {detail}", reply.status)),
-                            now,
-                        );
-                        self.save(&reviews).await?;
-                        self.finished(&reviews, phone, id, "failed").await
-                    }
                 }
             }
-            Err(NoReply::Wait(ms)) => {
+            "reply" if status >= 500 || status == 401 || status == 403 => {
+                // The invite may exist (a 5xx after Podium created it): read before
+                // any retry, never re-POST blindly.
+                let detail = answer
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                reviews.uncertain(
+                    id,
+                    &format!("Podium answered {status} {detail}"),
+                    now.saturating_add(config.retry.base_ms.max(1_000)),
+                    now,
+                );
+                self.save(&reviews).await?;
+                worker::console_log!(
+                    "{}",
+                    json!({"event": "review_invite_uncertain", "request": id, "status": status})
+                );
+                Ok(())
+            }
+            "reply" => {
+                let detail = answer
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if detail.contains("opted_out") {
+                    // Podium knows an opt-out we didn't: take it (F6).
+                    rpc::call::<_, Value>(
+                        ctx,
+                        phone_object::BINDING,
+                        phone,
+                        "optout.podium",
+                        &json!({"phone": phone, "opted_out_at_ms": now, "observed_ms": now}),
+                    )
+                    .await?;
+                }
+                reviews.refused(
+                    id,
+                    Reason::new("podium_refused", format!("{status} {detail}")),
+                    now,
+                );
+                self.save(&reviews).await?;
+                self.finished(settings, &reviews, phone, id, "failed").await
+            }
+            "opted_out" => {
+                // The STOP arrived while the order was being checked: nothing was sent.
+                reviews.refused(
+                    id,
+                    Reason::new(
+                        "opted_out",
+                        "the phone opted out before the invite was sent",
+                    ),
+                    now,
+                );
+                if let Some(r) = reviews.requests.iter_mut().find(|r| r.id == id) {
+                    r.state = RequestState::Skipped;
+                }
+                self.save(&reviews).await?;
+                self.finished(settings, &reviews, phone, id, "skipped")
+                    .await
+            }
+            "wait" => {
+                let ms = answer
+                    .get("wait_ms")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1_000);
                 reviews.retry_at(
                     id,
                     now + ms.max(1_000),
@@ -367,23 +478,173 @@ impl ReviewSchedule {
                 );
                 self.save(&reviews).await
             }
-            Err(NoReply::Failed(attempt)) => {
-                let detail = match &attempt {
-                    Attempt::Timeout => "Podium did not answer in time".to_owned(),
-                    other => format!("{other:?}"),
-                };
-                reviews.unknown(id, &detail, now);
-                self.save(&reviews).await?;
-                self.finished(&reviews, phone, id, "unknown").await?;
-                self.escalate(
-                    settings,
-                    phone,
+            _ => {
+                // No answer (timeout, connection lost): Podium may have it. Verify first.
+                let detail = answer
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no answer");
+                reviews.uncertain(
                     id,
-                    &format!("a review invite may not have been sent: {detail} (not re-sent)"),
-                )
-                .await
+                    &format!("no answer from Podium: {detail}"),
+                    now.saturating_add(config.retry.base_ms.max(1_000)),
+                    now,
+                );
+                self.save(&reviews).await?;
+                worker::console_log!(
+                    "{}",
+                    json!({"event": "review_invite_uncertain", "request": id, "no_answer": true})
+                );
+                Ok(())
             }
         }
+    }
+
+    /// After an uncertain send: read Podium's invites for this phone and location; one
+    /// created since the send began is ours. Only if none exists is it sent again.
+    async fn verify(
+        &self,
+        ctx: &Ctx,
+        settings: &Settings,
+        phone: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
+        let config = &settings.config;
+        let Some(request) = self.load().await?.get(id).cloned() else {
+            return Ok(());
+        };
+        let started = request.send_started_ms.unwrap_or(request.updated_ms);
+        let url = podium::url(
+            &config.podium,
+            &format!(
+                "/v4/reviews/invites?phoneNumber={}&locationUid={}",
+                podium::segment(phone),
+                podium::segment(&request.candidate.location_uid)
+            ),
+        );
+        let answer =
+            podium::call_authorized(ctx, &config.podium, Method::Get, &url, Body::None).await?;
+        let (read_ok, found) = match &answer {
+            Ok(reply) if reply.is_success() => {
+                let list = reply
+                    .body
+                    .get("data")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let ours = list.into_iter().find(|inv| {
+                    let same_phone = inv.get("phoneNumber").and_then(Value::as_str) == Some(phone);
+                    let created = inv
+                        .get("createdAt")
+                        .and_then(gateway_core::time::from_json_ms)
+                        .unwrap_or(i64::MAX);
+                    // A clock skew allowance: Podium's clock and ours may differ a little.
+                    same_phone && created >= started.saturating_sub(120_000)
+                });
+                let found = ours.and_then(|inv| {
+                    Some((
+                        inv.get("uid")?.as_str()?.to_owned(),
+                        inv.get("deliveryStatus")
+                            .and_then(Value::as_str)
+                            .unwrap_or("pending")
+                            .to_owned(),
+                    ))
+                });
+                (true, found)
+            }
+            _ => (false, None),
+        };
+        let now = now_ms();
+        let retry_at = match delivery::next(
+            &config.retry,
+            request.attempts,
+            &Attempt::Status {
+                status: 503,
+                retry_after_ms: None,
+                detail: "no invite was created".into(),
+            },
+            now,
+            rpc::random(),
+        ) {
+            Next::RetryAt { at_ms, .. } => Some(at_ms),
+            _ => None,
+        };
+        let mut reviews = self.load().await?;
+        let verdict = reviews.verified(
+            id,
+            read_ok,
+            found.as_ref().map(|(u, s)| (u.as_str(), s.as_str())),
+            retry_at,
+            now.saturating_add(config.retry.base_ms.max(1_000).saturating_mul(4)),
+            now,
+        );
+        self.save(&reviews).await?;
+        worker::console_log!(
+            "{}",
+            json!({"event": "review_invite_verified", "request": id, "verdict": verdict})
+        );
+        match verdict {
+            Verified::Found => {
+                if let Some((uid, _)) = &found {
+                    self.index_invite(ctx, settings, uid, phone, id).await?;
+                }
+                self.finished(settings, &reviews, phone, id, "sent").await
+            }
+            Verified::GaveUp => {
+                self.finished(settings, &reviews, phone, id, "failed")
+                    .await?;
+                self.escalate(settings, phone, id, "a review invite could not be sent: Podium kept failing the call (none was created)").await
+            }
+            Verified::Unreadable => {
+                self.finished(settings, &reviews, phone, id, "unknown")
+                    .await?;
+                self.escalate(settings, phone, id, "a review invite may or may not have been sent: Podium failed the call and its invites could not be read (not re-sent)").await
+            }
+            Verified::Retry | Verified::ReadLater | Verified::Nothing => Ok(()),
+        }
+    }
+
+    /// The retry policy is used up: failed and escalated.
+    async fn give_up(
+        &self,
+        settings: &Settings,
+        mut reviews: PhoneReviews,
+        phone: &str,
+        id: &str,
+        why: &str,
+    ) -> Result<(), AppError> {
+        reviews.refused(id, Reason::new("podium_failed", why), now_ms());
+        self.save(&reviews).await?;
+        self.finished(settings, &reviews, phone, id, "failed")
+            .await?;
+        self.escalate(
+            settings,
+            phone,
+            id,
+            &format!("a review invite could not be sent: {why}"),
+        )
+        .await
+    }
+
+    /// `invite:{uid}` → the phone, for invite webhooks that don't name it; kept as long
+    /// as the event log keeps the request.
+    async fn index_invite(
+        &self,
+        ctx: &Ctx,
+        settings: &Settings,
+        uid: &str,
+        phone: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
+        let expires = now_ms().saturating_add(settings.config.retention.events_ms);
+        ops::index_put(
+            ctx,
+            settings,
+            &format!("invite:{uid}"),
+            json!({"phone": phone, "request_id": id}),
+            expires,
+        )
+        .await
     }
 
     /// The Shopify Admin API's view of the order now.
@@ -446,6 +707,7 @@ impl ReviewSchedule {
     /// Read an invite past its deadline; still unresolved → the alert URL (F9).
     async fn check_invite(
         &self,
+        ctx: &Ctx,
         settings: &Settings,
         phone: &str,
         uid: &str,
@@ -456,8 +718,7 @@ impl ReviewSchedule {
             &format!("/v4/reviews/invites/{}", podium::segment(uid)),
         );
         let answer =
-            podium::call_authorized(&self.env, &config.podium, Method::Get, &url, Body::None)
-                .await?;
+            podium::call_authorized(ctx, &config.podium, Method::Get, &url, Body::None).await?;
         let status = match &answer {
             Ok(reply) if reply.is_success() => reply
                 .body
@@ -476,7 +737,7 @@ impl ReviewSchedule {
                     _ => "status",
                 };
                 self.save(&reviews).await?;
-                log_event(&self.env, kind, phone, &json!(reviews.get(&id))).await?;
+                log_event(ctx, settings, kind, phone, &json!(reviews.get(&id))).await?;
             }
         }
         let resolved = matches!(status.as_deref(), Some("delivered" | "failed"));
@@ -505,19 +766,15 @@ impl ReviewSchedule {
 
     async fn finished(
         &self,
+        settings: &Settings,
         reviews: &PhoneReviews,
         phone: &str,
         id: &str,
         kind: &str,
     ) -> Result<(), AppError> {
-        index(
-            &self.env,
-            "index.delete",
-            &format!("scheduled:{id}"),
-            Value::Null,
-        )
-        .await?;
-        log_event(&self.env, kind, phone, &json!(reviews.get(id))).await
+        let ctx = self.ctx();
+        ops::index_delete(&ctx, settings, &format!("scheduled:{id}")).await?;
+        log_event(&ctx, settings, kind, phone, &json!(reviews.get(id))).await
     }
 
     async fn escalate(

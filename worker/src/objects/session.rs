@@ -1,28 +1,51 @@
-//! `Session`: one webchat session's idle clock (F3). An alarm fires at expiry (no
-//! polling); a message after expiry starts a new conversation that carries what the
-//! customer already said. `/chat` prompts typed before a phone number is known are held
-//! here too (key `held`) until the first message can be delivered.
+//! `Session`: one webchat session (F3) — its idle clock (an alarm at expiry), the
+//! context carried over an expiry, the customer's phone once known, messages held until
+//! it is, the session's own exact rate limit, and its message idempotency keys. The
+//! per-IP limits on *new* sessions and *new* phones are asked here, through the Rate
+//! Limiting bindings, before anything is stored, so a refused request leaves no trace.
+//! A session is deleted `retention.session_after_expiry_ms` after it expired.
 
-use gateway_core::session::{self, Arrival, SessionPolicy, SessionState, SessionStatus};
+use gateway_core::ratelimit::{Bucket, Limit};
+use gateway_core::session::{self, Arrival, HeldItem, SessionPolicy, SessionState, SessionStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, State, Storage};
 
+use crate::edge;
 use crate::error::AppError;
+use crate::objects::keys;
 use crate::rpc::{self, now_ms};
+use crate::settings;
 
 pub const BINDING: &str = "SESSIONS";
+
+/// The per-IP checks the edge asks this object to make before a new session or a new
+/// phone is stored (the client's key for the Rate Limiting bindings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClientLimits {
+    pub client: String,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MessageIn {
     pub text: String,
     pub policy: SessionPolicy,
-    /// The customer's phone once known (the `/chat` flow asks for it).
+    pub limit: Limit,
+    /// The customer's phone, when this message brings one.
     #[serde(default)]
     pub phone: Option<String>,
+    /// The client's idempotency key: a repeat changes nothing and gets the first answer.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub limits: Option<ClientLimits>,
+    /// When neither this message nor the session knows the phone: hold this instead
+    /// (answered `awaiting_phone`).
+    #[serde(default)]
+    pub hold: Option<HeldItem>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageOut {
     pub status: SessionStatus,
     /// `new`, `continued` or `resumed`.
@@ -31,6 +54,26 @@ pub struct MessageOut {
     pub context_note: Option<String>,
     /// The customer's phone as this session knows it.
     pub phone: Option<String>,
+    /// Messages held until the phone was known, to deliver with this one; acknowledged
+    /// (`ack_held`) once they are queued, never dropped before.
+    #[serde(default)]
+    pub held: Option<HeldBatch>,
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+/// Held messages released together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldBatch {
+    pub id: String,
+    pub items: Vec<HeldItem>,
+}
+
+/// A refusal from this object: the edge turns it into a 429.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Refused {
+    pub refused: String,
+    pub retry_after_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,12 +83,23 @@ struct Stored {
     phone: Option<String>,
 }
 
+const KEYS: &str = "keys";
+
+/// Messages held for want of a phone, and the batch being released: one storage entry,
+/// so moving items into a batch is a single write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Held {
+    items: Vec<HeldItem>,
+    releasing: Option<HeldBatch>,
+    /// When the first item was held (retention for a session that never got a phone).
+    since: Option<i64>,
+}
+
 // State and Env have no Debug.
 #[allow(missing_debug_implementations)]
 #[durable_object]
 pub struct Session {
     state: State,
-    #[allow(dead_code)]
     env: Env,
 }
 
@@ -60,17 +114,72 @@ impl DurableObject for Session {
 
     async fn alarm(&self) -> worker::Result<Response> {
         let storage = self.state.storage();
-        if let Some(mut stored) = storage.get::<Stored>("s").await? {
-            match stored.session.on_alarm(now_ms(), &stored.policy) {
+        let now = now_ms();
+        let keep_ms = settings::load(&self.env)
+            .map(|s| s.config.retention.session_after_expiry_ms)
+            .unwrap_or(7 * 24 * 3600 * 1000);
+        match storage.get::<Stored>("s").await? {
+            Some(mut stored) => match stored.session.on_alarm(now, &stored.policy) {
                 Some(at) => rpc::alarm_at(&storage, at).await?,
-                None => storage.put("s", &stored).await?,
+                None => {
+                    let forget = session::forget_at(&stored.session, &stored.policy, keep_ms);
+                    if now >= forget {
+                        // Retention: the session, its context, its phone and anything
+                        // still held are gone.
+                        storage.delete_all().await?;
+                    } else {
+                        storage.put("s", &stored).await?;
+                        rpc::alarm_at(&storage, forget).await?;
+                    }
+                }
+            },
+            None => {
+                // Held before a phone was ever known, and abandoned.
+                let held: Held = storage.get("held").await?.unwrap_or_default();
+                match held.since {
+                    Some(at) if now < at.saturating_add(keep_ms) => {
+                        rpc::alarm_at(&storage, at.saturating_add(keep_ms)).await?;
+                    }
+                    _ => storage.delete_all().await?,
+                }
             }
         }
         Response::ok("")
     }
 }
 
+fn refused(what: &str, retry_after_ms: i64) -> Value {
+    json!(Refused {
+        refused: what.to_owned(),
+        retry_after_ms,
+    })
+}
+
 impl Session {
+    /// Ask a Rate Limiting binding for `client`; `false` when over the limit. A binding
+    /// that is missing or fails lets the request through (it is a limit, not a gate).
+    async fn within(&self, binding: &str, limits: Option<&ClientLimits>) -> bool {
+        let Some(limits) = limits else {
+            return true;
+        };
+        edge::within_binding(&self.env, binding, &limits.client).await
+    }
+
+    async fn take_session_token(
+        &self,
+        storage: &Storage,
+        limit: &Limit,
+        now: i64,
+    ) -> Result<Result<(), i64>, AppError> {
+        let mut bucket = storage
+            .get::<Bucket>("bucket")
+            .await?
+            .unwrap_or_else(|| Bucket::full(limit, now));
+        let taken = bucket.take(limit, now);
+        storage.put("bucket", bucket).await?;
+        Ok(taken)
+    }
+
     async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
         let storage = self.state.storage();
         let stored: Option<Stored> = storage.get("s").await?;
@@ -78,12 +187,59 @@ impl Session {
         match op {
             "message" => {
                 let input: MessageIn = rpc::args(body)?;
+                let retention = settings::load(&self.env)?.config.retention.message_keys_ms;
+                if let Some(key) = &input.key {
+                    if let Some(mut first) =
+                        keys::find::<MessageOut>(&storage, KEYS, key, now, retention).await?
+                    {
+                        first.duplicate = true;
+                        first.status = match &stored {
+                            Some(s) => s.session.status(now, &s.policy),
+                            None => first.status,
+                        };
+                        return Ok(json!(first));
+                    }
+                }
+                if let Err(wait) = self.take_session_token(&storage, &input.limit, now).await? {
+                    return Ok(refused("session", wait));
+                }
+                let remembered: Option<Option<String>> = storage.get("known_phone").await?;
+                let known_phone = stored
+                    .as_ref()
+                    .and_then(|s| s.phone.clone())
+                    .or(remembered.flatten());
+                if input.phone.is_none() && known_phone.is_none() {
+                    if let Some(item) = input.hold {
+                        return self
+                            .hold(
+                                &storage,
+                                stored.as_ref(),
+                                item,
+                                &input.policy,
+                                input.limits.as_ref(),
+                                now,
+                            )
+                            .await;
+                    }
+                }
+                if stored.is_none()
+                    && !self
+                        .within(edge::RL_NEW_SESSION, input.limits.as_ref())
+                        .await
+                {
+                    return Ok(refused("new_sessions", 60_000));
+                }
+                let new_phone = input
+                    .phone
+                    .as_ref()
+                    .is_some_and(|p| known_phone.as_deref() != Some(p.as_str()));
+                if new_phone && !self.within(edge::RL_NEW_PHONE, input.limits.as_ref()).await {
+                    return Ok(refused("new_phones", 60_000));
+                }
                 let previous = stored.as_ref().map(|s| s.session.clone());
                 let (next, arrival) =
                     session::on_message(previous, now, &input.text, &input.policy);
-                let phone = input
-                    .phone
-                    .or_else(|| stored.as_ref().and_then(|s| s.phone.clone()));
+                let phone = input.phone.clone().or(known_phone);
                 let (arrival_name, context_note) = match &arrival {
                     Arrival::New => ("new", None),
                     Arrival::Continued => ("continued", None),
@@ -101,12 +257,23 @@ impl Session {
                         },
                     )
                     .await?;
-                Ok(json!(MessageOut {
+                // Anything held for want of a phone goes out with this message.
+                let held = match &phone {
+                    Some(_) => self.release_held(&storage).await?,
+                    None => None,
+                };
+                let out = MessageOut {
                     status,
                     arrival: arrival_name.into(),
                     context_note,
                     phone,
-                }))
+                    held,
+                    duplicate: false,
+                };
+                if let Some(key) = &input.key {
+                    keys::remember(&storage, KEYS, key, &out, now, retention).await?;
+                }
+                Ok(json!(out))
             }
             "get" => Ok(match stored {
                 Some(s) => json!({"status": s.session.status(now, &s.policy), "phone": s.phone}),
@@ -124,32 +291,135 @@ impl Session {
                 storage.put("s", &s).await?;
                 Ok(json!({"status": status}))
             }
+            // A message to keep until the phone is known (`/chat` before the number, an
+            // incoming-webchat envelope without one).
             "hold" => {
-                // `/chat` before a phone is known: keep the prompt for later. The session
-                // itself starts with the first delivered message, so that one counts as
-                // new (and gets the confirmation text).
-                let text: String = rpc::args(body.get("text").cloned().unwrap_or_default())?;
+                let item: HeldItem = rpc::args(body.get("item").cloned().unwrap_or_default())?;
                 let policy: SessionPolicy =
                     rpc::args(body.get("policy").cloned().unwrap_or_default())?;
-                let mut held: Vec<String> = storage.get("held").await?.unwrap_or_default();
-                if held.len() < policy.max_buffered {
-                    held.push(text.chars().take(policy.max_buffered_chars).collect());
+                let limit: Limit = rpc::args(body.get("limit").cloned().unwrap_or_default())?;
+                let limits: Option<ClientLimits> =
+                    serde_json::from_value(body.get("limits").cloned().unwrap_or_default()).ok();
+                if let Err(wait) = self.take_session_token(&storage, &limit, now).await? {
+                    return Ok(refused("session", wait));
                 }
-                storage.put("held", &held).await?;
+                self.hold(
+                    &storage,
+                    stored.as_ref(),
+                    item,
+                    &policy,
+                    limits.as_ref(),
+                    now,
+                )
+                .await
+            }
+            // The held batch was queued: drop it (only that batch).
+            "ack_held" => {
+                let id = body
+                    .get("batch")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut held: Held = storage.get("held").await?.unwrap_or_default();
+                let acked = held.releasing.as_ref().is_some_and(|b| b.id == id);
+                if acked {
+                    held.releasing = None;
+                    storage.put("held", &held).await?;
+                }
+                Ok(json!({"acked": acked}))
+            }
+            // Chatwoot's `conversation_created` told us the contact's phone.
+            "remember_phone" => {
+                let phone = body.get("phone").and_then(Value::as_str).map(str::to_owned);
+                storage.put("known_phone", &phone).await?;
+                if let Some(mut s) = stored {
+                    if s.phone.is_none() {
+                        s.phone.clone_from(&phone);
+                        storage.put("s", &s).await?;
+                    }
+                } else {
+                    let keep = settings::load(&self.env)?
+                        .config
+                        .retention
+                        .session_after_expiry_ms;
+                    rpc::wake_by(&storage, now.saturating_add(keep)).await?;
+                }
+                Ok(json!({"remembered": phone.is_some()}))
+            }
+            "phone" => {
+                let from_session = stored.and_then(|s| s.phone);
+                let remembered: Option<Option<String>> = storage.get("known_phone").await?;
+                Ok(json!({"phone": from_session.or(remembered.flatten())}))
+            }
+            _ => Err(AppError::NotFound("no such operation")),
+        }
+    }
+
+    /// Keep a message until the phone is known.
+    async fn hold(
+        &self,
+        storage: &Storage,
+        stored: Option<&Stored>,
+        item: HeldItem,
+        policy: &SessionPolicy,
+        limits: Option<&ClientLimits>,
+        now: i64,
+    ) -> Result<Value, AppError> {
+        let mut held: Held = storage.get("held").await?.unwrap_or_default();
+        let fresh = stored.is_none() && held.items.is_empty();
+        if fresh && !self.within(edge::RL_NEW_SESSION, limits).await {
+            return Ok(refused("new_sessions", 60_000));
+        }
+        if !session::hold(&mut held.items, item, policy) {
+            return Ok(json!({"awaiting_phone": true, "held": false, "count": held.items.len()}));
+        }
+        held.since.get_or_insert(now);
+        let count = held.items.len();
+        storage.put("held", &held).await?;
+        let status = match stored {
+            Some(s) => s.session.status(now, &s.policy),
+            None => {
+                // The retention clock for a session that never got a phone.
+                let keep = settings::load(&self.env)?
+                    .config
+                    .retention
+                    .session_after_expiry_ms;
+                rpc::wake_by(
+                    storage,
+                    now.saturating_add(policy.idle_ms).saturating_add(keep),
+                )
+                .await?;
                 let provisional = SessionState {
                     conversation: 1,
                     last_activity_ms: now,
                     expired: false,
                     buffer: Vec::new(),
                 };
-                Ok(json!({"status": provisional.status(now, &policy)}))
+                provisional.status(now, policy)
             }
-            "take_held" => {
-                let held: Vec<String> = storage.get("held").await?.unwrap_or_default();
-                storage.delete("held").await?;
-                Ok(json!({"held": held}))
-            }
-            _ => Err(AppError::NotFound("no such operation")),
+        };
+        Ok(json!({"awaiting_phone": true, "held": true, "count": count, "status": status}))
+    }
+
+    /// Move held messages into a batch being released (kept until acknowledged: a batch
+    /// not acknowledged is released again with the next message, under the same id, so
+    /// the phone's idempotency key queues it once).
+    async fn release_held(&self, storage: &Storage) -> Result<Option<HeldBatch>, AppError> {
+        let mut held: Held = storage.get("held").await?.unwrap_or_default();
+        if held.releasing.is_some() {
+            // Released before and not yet acknowledged: the same batch again (queued
+            // under its id, so the phone object takes it once).
+            return Ok(held.releasing);
         }
+        if held.items.is_empty() {
+            return Ok(None);
+        }
+        let batch = HeldBatch {
+            id: rpc::new_id("held"),
+            items: std::mem::take(&mut held.items),
+        };
+        held.releasing = Some(batch.clone());
+        held.since = None;
+        storage.put("held", &held).await?;
+        Ok(Some(batch))
     }
 }

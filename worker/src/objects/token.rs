@@ -26,7 +26,19 @@ struct Stored {
     expires_at_ms: i64,
     /// Set once Podium rotates the refresh token; otherwise the secret's is used.
     refresh_token: Option<String>,
+    /// Which `PODIUM_REFRESH_TOKEN` secret the rotated token descends from (a hash):
+    /// when the operator puts a new secret, it supersedes the stored token.
+    #[serde(default)]
+    refresh_source: Option<String>,
     refreshes: u64,
+}
+
+/// A short fingerprint of a secret (never the secret itself).
+fn fingerprint(secret: &str) -> String {
+    gateway_core::webhook::sha256_hex(&[b"podium-refresh-token", secret.as_bytes()])
+        .chars()
+        .take(16)
+        .collect()
 }
 
 /// What a caller gets: a token, or how long to wait for a request slot.
@@ -79,7 +91,25 @@ impl PodiumToken {
                     "has_token": stored.access_token.is_some(),
                     "expires_at_ms": stored.expires_at_ms,
                     "refreshes": stored.refreshes,
+                    "refresh_token": if stored.refresh_token.is_some() { "rotated (stored)" } else { "from the PODIUM_REFRESH_TOKEN secret" },
                 }))
+            }
+            // An operator resets the stored token: the next call refreshes with the
+            // PODIUM_REFRESH_TOKEN secret as it is now.
+            "reset" => {
+                let storage = self.state.storage();
+                let mut stored: Stored = storage.get("token").await?.unwrap_or_default();
+                let had_rotated = stored.refresh_token.is_some();
+                stored.access_token = None;
+                stored.expires_at_ms = 0;
+                stored.refresh_token = None;
+                stored.refresh_source = None;
+                storage.put("token", stored).await?;
+                worker::console_log!(
+                    "{}",
+                    json!({"event": "podium_token_reset", "had_rotated": had_rotated})
+                );
+                Ok(json!({"reset": true, "dropped_rotated_refresh_token": had_rotated}))
             }
             _ => Err(AppError::NotFound("no such operation")),
         }
@@ -165,10 +195,26 @@ async fn refresh_if_needed(env: &Env, storage: &Storage) -> Result<String, AppEr
     }
     let settings = settings::load(env)?;
     let credentials = settings::podium_credentials(env)?;
-    let refresh_token = stored
-        .refresh_token
-        .clone()
-        .unwrap_or(credentials.refresh_token.clone());
+    let secret_source = fingerprint(&credentials.refresh_token);
+    let refresh_token = match (&stored.refresh_token, &stored.refresh_source) {
+        (Some(rotated), Some(source)) if *source == secret_source => rotated.clone(),
+        // Stored before sources were kept: it descends from the secret in use.
+        (Some(rotated), None) => {
+            stored.refresh_source = Some(secret_source.clone());
+            rotated.clone()
+        }
+        (Some(_), Some(_)) => {
+            // The operator put a new PODIUM_REFRESH_TOKEN: it supersedes the stored one.
+            worker::console_log!(
+                "{}",
+                json!({"event": "podium_refresh_token_superseded", "reason": "a new PODIUM_REFRESH_TOKEN secret"})
+            );
+            stored.refresh_token = None;
+            stored.refresh_source = None;
+            credentials.refresh_token.clone()
+        }
+        (None, _) => credentials.refresh_token.clone(),
+    };
     let body = json!({
         "client_id": credentials.client_id,
         "client_secret": credentials.client_secret,
@@ -206,6 +252,7 @@ async fn refresh_if_needed(env: &Env, storage: &Storage) -> Result<String, AppEr
     if let Some(rotated) = reply.body.get("refresh_token").and_then(Value::as_str) {
         if rotated != refresh_token {
             stored.refresh_token = Some(rotated.to_owned());
+            stored.refresh_source = Some(secret_source);
         }
     }
     stored.access_token = Some(access_token.clone());
