@@ -86,6 +86,8 @@ pub enum Skip {
     WindowActive { last_ms: i64 },
     #[error("the phone is opted out")]
     OptedOut,
+    #[error("not the first message of a conversation")]
+    MidConversation,
     #[error("automatic texts to +{calling_code} are paused until {until_ms} (breaker open)")]
     BreakerOpen { calling_code: String, until_ms: i64 },
 }
@@ -99,6 +101,7 @@ impl Skip {
             Skip::CountryNotAllowed { .. } => "country_not_allowed",
             Skip::WindowActive { .. } => "window_active",
             Skip::OptedOut => "opted_out",
+            Skip::MidConversation => "mid_conversation",
             Skip::BreakerOpen { .. } => "breaker_open",
         }
     }

@@ -56,6 +56,7 @@ pub async fn state(State(sb): State<Shared>) -> Json<Value> {
         "alerts": g.alerts,
         "hooks": g.hooks,
         "invites": g.invites.iter().map(crate::state::Invite::to_json).collect::<Vec<_>>(),
+        "turnstile": g.turnstile,
         "shopify_orders": g.orders,
         "webhook_target": g.webhook.as_ref().map(|t| json!({ "url": t.url })),
         "webhooks_sent": g.webhooks_sent,

@@ -96,6 +96,29 @@ pub async fn get(State(sb): State<Shared>, Path(uid): Path<String>) -> Result<Re
     Ok(Json(json!({ "data": inv.to_json() })).into_response())
 }
 
+/// `GET /v4/reviews/invites?phoneNumber=&locationUid=&email=`: the account's invites,
+/// newest first, filtered by the given fields (what the gateway reads after an invite
+/// call that failed or went unanswered, before it ever sends again).
+pub async fn search(
+    State(sb): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
+    let phone = q.get("phoneNumber").map(|s| s.trim().to_owned());
+    let location = q.get("locationUid").map(|s| s.trim().to_owned());
+    let email = q.get("email").map(|s| s.trim().to_owned());
+    let g = sb.lock();
+    let data: Vec<Value> = g
+        .invites
+        .iter()
+        .rev()
+        .filter(|i| phone.as_ref().is_none_or(|p| i.phone.as_deref() == Some(p.as_str())))
+        .filter(|i| location.as_ref().is_none_or(|l| i.location_uid == *l))
+        .filter(|i| email.as_ref().is_none_or(|e| i.email.as_deref() == Some(e.as_str())))
+        .map(Invite::to_json)
+        .collect();
+    Json(json!({ "data": data }))
+}
+
 /// `GET /_sandbox/invites`: every invite, oldest first.
 pub async fn list(State(sb): State<Shared>) -> Json<Value> {
     let g = sb.lock();

@@ -17,6 +17,7 @@ pub mod messages;
 pub mod oauth;
 pub mod shopify;
 pub mod state;
+pub mod turnstile;
 pub mod util;
 pub mod webhooks;
 
@@ -62,7 +63,7 @@ pub fn router(sb: Shared) -> Router {
         )
         .route("/v4/locations", get(locations::list))
         .route("/v4/locations/{uid}", get(locations::get))
-        .route("/v4/reviews/invites", post(invites::create))
+        .route("/v4/reviews/invites", post(invites::create).get(invites::search))
         .route("/v4/reviews/invites/{uid}", get(invites::get))
         // `{id}.json`: the path parameter takes the whole segment; the handler strips it.
         .route(
@@ -71,6 +72,8 @@ pub fn router(sb: Shared) -> Router {
         );
     let control = Router::new()
         .route("/_sandbox/health", get(control::health))
+        // Cloudflare Turnstile's documented verification endpoint, for its test keys.
+        .route("/turnstile/v0/siteverify", post(turnstile::siteverify))
         .route("/_sandbox/state", get(control::state))
         .route("/_sandbox/messages", get(control::messages))
         .route("/_sandbox/contacts", get(control::contacts))

@@ -363,6 +363,9 @@ pub struct Inner {
     pub alerts: Vec<Value>,
     pub hooks: Vec<Value>,
     pub invites: Vec<Invite>,
+    /// Turnstile `siteverify` calls: `{secret_kind, success, error_codes, remoteip}` (the
+    /// token and secret themselves are not kept).
+    pub turnstile: Vec<Value>,
     /// Shopify orders (`{"id": …, …}` objects), in creation order.
     pub orders: Vec<Map<String, Value>>,
     pub webhook: Option<WebhookTarget>,

@@ -15,7 +15,6 @@ import {
 const gw = gatewayForFile({
   config: testConfig({
     rate_limits: {
-      per_ip: { burst: 10000, per_minute: 100000 },
       per_session: { burst: 3, per_minute: 1 },
     },
   }),
@@ -84,7 +83,7 @@ describe('CORS (F17)', () => {
   });
 
   test('a request without Origin (a server) is served, without CORS headers', async () => {
-    const res = await gw.send(valid());
+    const res = await gw.send(valid(), { headers: { origin: undefined } });
     assert.equal(res.status, 202, res.text);
     assert.equal(res.headers.get('access-control-allow-origin'), null);
   });
@@ -251,9 +250,10 @@ describe('admin auth (F19)', () => {
 });
 
 describe('second worker: optional CSRF header and the per-IP limit (F17)', () => {
-  // A second worker on the same sandbox, with require_csrf_header on and 5 requests per
-  // client IP (refilling 1 a minute). Locally the client IP is CF-Connecting-IP when the
-  // request carries one (Cloudflare sets it in production), so each test uses its own.
+  // A second worker on the same sandbox, with require_csrf_header on. The per-IP limits
+  // are wrangler.toml's Rate Limiting bindings (simulated by wrangler dev): 120 requests,
+  // 20 new sessions and 10 new phones per client IP a minute. Locally the client IP is
+  // CF-Connecting-IP (Cloudflare sets it in production), so each test uses its own.
   let worker;
   let csrf;
   before(async () => {
@@ -261,7 +261,6 @@ describe('second worker: optional CSRF header and the per-IP limit (F17)', () =>
       sandbox: gw.sandbox,
       config: testConfig({
         require_csrf_header: true,
-        rate_limits: { per_ip: { burst: 5, per_minute: 1 }, per_session: { burst: 1000, per_minute: 100000 } },
       }),
     });
     csrf = makeClient(worker.url);
@@ -279,24 +278,56 @@ describe('second worker: optional CSRF header and the per-IP limit (F17)', () =>
   test('with X-Requested-With: podium-gateway → 202; a server (no Origin) needs no header', async () => {
     const withHeader = await csrf.send(valid(), { headers: { origin: ORIGIN, 'x-requested-with': 'podium-gateway', 'cf-connecting-ip': '198.51.100.2' } });
     assert.equal(withHeader.status, 202, withHeader.text);
-    const server = await csrf.send(valid(), { headers: { 'cf-connecting-ip': '198.51.100.3' } });
+    const server = await csrf.send(valid(), { headers: { origin: undefined, 'cf-connecting-ip': '198.51.100.3' } });
     assert.equal(server.status, 202, server.text);
   });
 
-  test('more requests from one IP than its burst → 429 rate_limited with Retry-After, on messages and uploads; other IPs unaffected', async () => {
+  test('new phones per IP: the 11th new chat from one IP in a minute → 429 with Retry-After, nothing stored; other IPs unaffected', async () => {
     const ip = { 'cf-connecting-ip': '203.0.113.9', 'x-requested-with': 'podium-gateway' };
     const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await csrf.send(valid(), { headers: ip })).status);
-    assert.deepEqual(statuses, [202, 202, 202, 202, 202]);
-    const limited = await csrf.send(valid(), { headers: ip });
+    for (let i = 0; i < 10; i++) statuses.push((await csrf.send(valid(), { headers: ip })).status);
+    assert.deepEqual(statuses, Array(10).fill(202));
+    const refused = valid();
+    const limited = await csrf.send(refused, { headers: ip });
     assertErrorShape(assert, limited, 429, 'rate_limited');
-    assert.ok(Number(limited.headers.get('retry-after')) >= 1, `Retry-After: ${limited.headers.get('retry-after')}`);
+    assert.equal(limited.headers.get('retry-after'), '60');
+    const session = await csrf.session(refused.session_id);
+    assert.equal(session.status, 404, 'the refused session was never stored');
+    // The same IP's existing session and phone still chats (not new).
+    const again = valid();
+    const other = await csrf.send(again, { headers: { ...ip, 'cf-connecting-ip': '203.0.113.10' } });
+    assert.equal(other.status, 202, other.text);
+    const follow = await csrf.send({ ...again, message: { type: 'text', value: 'and another thing' } }, { headers: { ...ip, 'cf-connecting-ip': '203.0.113.10' } });
+    assert.equal(follow.status, 202, follow.text);
+  });
+
+  test('new sessions per IP: plain-widget prompts (no phone) → the 21st new session in a minute → 429', async () => {
+    const ip = { 'cf-connecting-ip': '203.0.113.20', origin: undefined };
+    const statuses = [];
+    for (let i = 0; i < 20; i++) statuses.push((await csrf.chat({ prompt: 'hi', session_id: `visitor-${i}-${randomUUID()}` }, { headers: ip })).status);
+    assert.deepEqual(statuses, Array(20).fill(200));
+    const limited = await csrf.chat({ prompt: 'hi', session_id: `visitor-x-${randomUUID()}` }, { headers: ip });
+    assertErrorShape(assert, limited, 429, 'rate_limited');
+  });
+
+  test('requests per IP: past 120 a minute every public route answers 429, uploads and dry runs too; other IPs unaffected', async () => {
+    const ip = { 'cf-connecting-ip': '203.0.113.30', 'x-requested-with': 'podium-gateway', origin: undefined };
+    let first429 = null;
+    for (let i = 1; i <= 125 && first429 === null; i++) {
+      const res = await csrf.request('POST', '/v1/webchat/validate', { json: valid(), headers: ip });
+      if (res.status === 429) first429 = i;
+      else assert.equal(res.status, 200, res.text);
+    }
+    assert.equal(first429, 121, 'the 121st request in the minute is refused');
     const upload = await csrf.request('POST', '/v1/webchat/attachments', {
       body: Buffer.from('hello'), headers: { ...ip, 'content-type': 'text/plain', 'x-filename': 'a.txt' },
     });
     assertErrorShape(assert, upload, 429, 'rate_limited');
-    const other = await csrf.send(valid(), { headers: { ...ip, 'cf-connecting-ip': '203.0.113.10' } });
-    assert.equal(other.status, 202, other.text);
+    assert.equal(upload.headers.get('retry-after'), '60');
+    const message = await csrf.send(valid(), { headers: ip });
+    assertErrorShape(assert, message, 429, 'rate_limited');
+    const other = await csrf.request('POST', '/v1/webchat/validate', { json: valid(), headers: { ...ip, 'cf-connecting-ip': '203.0.113.31' } });
+    assert.equal(other.status, 200, other.text);
   });
 
   test('the preflight allows the header', async () => {

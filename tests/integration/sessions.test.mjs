@@ -89,9 +89,13 @@ describe('sessions (F3)', () => {
     const res = await gw.session(randomUUID());
     assert.equal(res.status, 404, res.text);
     assert.equal(res.body.error.code, 'not_found');
-    const bad = await gw.session('nope');
+    // Session ids are 1–128 printable characters (plain widgets use any string).
+    assert.equal((await gw.session('any-widget-session')).status, 404);
+    const bad = await gw.session('x'.repeat(129));
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.body.error.code, 'invalid_session_id');
+    const control = await gw.session('tab%09here');
+    assert.equal(control.status, 400, control.text);
   });
 
   test('after expiry: a new conversation whose first message carries what the customer said', async () => {
@@ -195,11 +199,12 @@ describe('opt-out (F6)', () => {
     const msgs = await settled(phone);
     assert.deepEqual(inbound(msgs).map((m) => m.body), ['STOP', 'Actually, one question about returns'], 'the chats still reach the inbox');
     assert.deepEqual(outbound(msgs), [], 'no text to an opted-out phone');
+    // The phone's object knew at once: no confirmation was even queued (counted why).
     const metrics = await waitFor(async () => {
       const res = await gw.admin('GET', '/admin/metrics');
-      return (res.body.counters?.suppressed_opted_out ?? 0) >= 1 ? res.body.counters : null;
-    }, { what: 'the suppressed_opted_out counter' });
-    assert.ok(metrics.suppressed_opted_out >= 1);
+      return (res.body.counters?.['auto_text_skipped:opted_out'] ?? 0) >= 1 ? res.body.counters : null;
+    }, { what: 'the auto_text_skipped:opted_out counter' });
+    assert.ok(metrics['auto_text_skipped:opted_out'] >= 1);
 
     const admin = await gw.adminContact(phone.e164);
     assert.equal(admin.status, 200, admin.text);

@@ -469,7 +469,13 @@ describe('dedup', () => {
     assert.equal(first.action, 'store');
     const retry = await deliver(gw, 'shopify', hooks.shopify('orders/fulfilled', order, { webhookId }));
     assert.equal(retry.body.duplicate, true, retry.text);
-    assertAccepted(await deliver(gw, 'shopify', hooks.shopify('orders/fulfilled', order)));
+    // A captured body replayed under a fresh X-Shopify-Webhook-Id is still the same
+    // event: the signed body's topic + order id (+ updated_at) decide.
+    const replayed = await deliver(gw, 'shopify', hooks.shopify('orders/fulfilled', order));
+    assert.equal(replayed.status, 200, replayed.text);
+    assert.equal(replayed.body.duplicate, true, replayed.text);
+    // The order changed (a new updated_at): a new event.
+    assertAccepted(await deliver(gw, 'shopify', hooks.shopify('orders/fulfilled', { ...order, updated_at: new Date().toISOString() })));
   });
 
   test('Chatwoot: the same X-Chatwoot-Delivery → duplicate; Standard: the same webhook-id → duplicate', async () => {

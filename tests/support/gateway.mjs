@@ -1,6 +1,6 @@
 // Shared pieces of the integration tests: the test GATEWAY_CONFIG, one sandbox + one
 // `wrangler dev` per test file, envelopes, unique phones and session ids, polling.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { after, before } from 'node:test';
 import { startSandbox } from './sandbox.mjs';
 import { startStack } from './stack.mjs';
@@ -25,9 +25,11 @@ export function testConfig(patch = {}) {
     session: { idle_ms: 3000, warning_ms: 1000 },
     retry: { base_ms: 200, max_delay_ms: 2000, max_attempts: 6, rate_limited_min_ms: 1000, max_retry_after_ms: 5000 },
     rate_limits: {
-      per_ip: { burst: 10000, per_minute: 100000 },
       per_session: { burst: 1000, per_minute: 100000 },
     },
+    // One confirmation per new session, as before the per-phone window existed (tests
+    // of the window set it).
+    auto_texts: { per_phone_window_ms: 0 },
     // Well above what a test sends, so the gateway's own pacing (300/min in production)
     // does not turn a 400-request test into a minute-long one.
     podium: { requests_per_minute: 6000, timeout_ms: 3000 },
@@ -97,10 +99,25 @@ export function startWorker({ sandbox, config, persistTo, vars = {} }) {
   });
 }
 
+/**
+ * A stable client IP for a visitor (a session, a phone): each visitor their own, as in
+ * production, so the per-IP limits on new sessions and phones see what they would there.
+ */
+export function ipFor(key) {
+  const h = createHash('sha256').update(String(key)).digest();
+  return `10.${h[0]}.${h[1]}.${h[2]}`;
+}
+
+/** A browser visitor's headers: the shop's origin and the visitor's own IP. */
+function visitor(key, headers = {}) {
+  return { origin: ORIGIN, 'cf-connecting-ip': ipFor(key), ...headers };
+}
+
 /** Requests to the worker. Every helper resolves to `{status, headers, body, text}`. */
 export function makeClient(url) {
   async function request(method, p, { json, body, headers = {}, timeoutMs = 30_000 } = {}) {
-    const h = { ...headers };
+    // A header set to undefined or null is left out (e.g. `origin: undefined` for a script).
+    const h = Object.fromEntries(Object.entries(headers).filter(([, v]) => v !== undefined && v !== null));
     let payload = body;
     if (json !== undefined) {
       payload = JSON.stringify(json);
@@ -118,8 +135,11 @@ export function makeClient(url) {
     url,
     request,
     admin,
-    send: (envelope, opts = {}) => request('POST', '/v1/webchat/messages', { ...opts, json: envelope }),
-    chat: (body, opts = {}) => request('POST', '/chat', { ...opts, json: body }),
+    // As the widget sends it: from the shop's origin, each session from its own IP.
+    send: (envelope, opts = {}) =>
+      request('POST', '/v1/webchat/messages', { ...opts, json: envelope, headers: visitor(envelope?.session_id, opts.headers) }),
+    chat: (body, opts = {}) =>
+      request('POST', '/chat', { ...opts, json: body, headers: visitor(body?.session_id, opts.headers) }),
     session: (id) => request('GET', `/v1/webchat/sessions/${id}`),
     keepalive: (id) => request('POST', `/v1/webchat/sessions/${id}/keepalive`),
     adminContact: (phone) => admin('GET', `/admin/contacts/${encodeURIComponent(phone)}`),
@@ -196,6 +216,19 @@ export async function waitForEmptyOutbox(gw, phone, { timeoutMs = 20_000 } = {})
     const res = await gw.adminContact(phone);
     return res.status === 200 && Array.isArray(res.body.outbox) && res.body.outbox.length === 0 ? res.body : null;
   }, { timeoutMs, what: `an empty outbox for ${phone}` });
+}
+
+/**
+ * The fallback records for `phone` since `since`, once listed: the phone's object ships
+ * them to the operations shards behind the answer (milliseconds), so operator lists are
+ * read with a short wait.
+ */
+export async function fallbacksFor(gw, phone, since = 0, { count = 1 } = {}) {
+  return waitFor(async () => {
+    const res = await gw.admin('GET', `/admin/routing/fallbacks?since=${since}`);
+    const mine = (res.body?.fallbacks ?? []).filter((f) => f.phone === phone);
+    return res.status === 200 && mine.length >= count ? mine : null;
+  }, { what: `${count} fallback record(s) for ${phone}` });
 }
 
 /** The worker's last log lines, for failure messages. */

@@ -114,7 +114,7 @@ pub async fn contact(
         drift.push(json!({"source": "last_podium_webhook", "reason": reason}));
     }
     Ok(Response::from_json(&json!({
-        "phone": phone::mask(&phone),
+        "phone": phone,
         "opt_out": state.get("opt_out"),
         "auto_text": state.get("auto_text"),
         "podium": podium_view,
@@ -186,17 +186,9 @@ pub async fn dead_letters(
         },
     )
     .await?;
-    let masked: Vec<Value> = letters
-        .into_iter()
-        .map(|mut l| {
-            if let Some(p) = l.get("phone").and_then(Value::as_str).map(phone::mask) {
-                rpc::set_json(&mut l, &["phone"], json!(p));
-            }
-            crate::events::masked_for_hooks(settings, &l)
-        })
-        .collect();
+    // The admin API is the operator's (bearer token): numbers in full, to act on them.
     Ok(Response::from_json(&json!({
-        "dead_letters": masked,
+        "dead_letters": letters,
         "next_cursor": next.as_ref().map(ops::encode_cursor),
     }))?)
 }
@@ -270,16 +262,7 @@ pub async fn fallbacks(
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(0);
     let list = all_fallbacks(ctx, settings, since).await?;
-    let masked: Vec<Value> = list
-        .into_iter()
-        .map(|mut f| {
-            if let Some(p) = f.get("phone").and_then(Value::as_str).map(phone::mask) {
-                rpc::set_json(&mut f, &["phone"], json!(p));
-            }
-            f
-        })
-        .collect();
-    Ok(Response::from_json(&json!({"fallbacks": masked}))?)
+    Ok(Response::from_json(&json!({"fallbacks": list}))?)
 }
 
 #[derive(Debug, Deserialize)]

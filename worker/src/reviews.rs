@@ -189,12 +189,7 @@ pub async fn list(ctx: &Ctx, settings: &Settings, req: &Request) -> Result<Respo
         ));
     }
     if state == "scheduled" {
-        let mut requests = ops::index_list(ctx, settings, "scheduled:").await?;
-        for r in &mut requests {
-            if let Some(map) = r.as_object_mut() {
-                map.remove("phone_e164");
-            }
-        }
+        let requests = ops::index_list(ctx, settings, "scheduled:").await?;
         return Ok(Response::from_json(
             &json!({"state": state, "requests": requests}),
         )?);

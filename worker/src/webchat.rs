@@ -587,6 +587,7 @@ pub async fn pipeline(
                 .location(&route.location_uid)
                 .map(|l| l.auto_text_regions())
                 .unwrap_or_default(),
+            starts_conversation: session_out.arrival == "new",
         }
     });
     let fallback = (route.method == RouteMethod::Default).then(|| {

@@ -460,10 +460,16 @@ impl PhoneReviews {
                 Verified::Retry
             }
             None => {
+                // Keep what Podium last answered (the uncertain call's reason).
+                let last = r
+                    .reason
+                    .as_ref()
+                    .map(|reason| reason.message.clone())
+                    .unwrap_or_default();
                 r.state = RequestState::Failed;
                 r.reason = Some(Reason::new(
                     "podium_failed",
-                    "Podium kept failing the invite call (none was created)",
+                    format!("Podium kept failing the invite call (none was created); last: {last}"),
                 ));
                 r.updated_ms = now_ms;
                 Verified::GaveUp

@@ -81,20 +81,9 @@ async fn log_event(
         phone,
         &format!("review.{kind}"),
         now_ms(),
-        json!({"phone": phone::mask(phone), "phone_key": ops::shard_of(settings, phone), "request": masked_request(request)}),
+        json!({"phone": phone, "request": request}),
     )
     .await
-}
-
-/// A request for the operator log, with the customer's phone masked.
-fn masked_request(request: &Value) -> Value {
-    let mut out = request.clone();
-    if let Some(p) = out.pointer_mut("/candidate/phone") {
-        if let Some(raw) = p.as_str() {
-            *p = json!(phone::mask(raw));
-        }
-    }
-    out
 }
 
 impl ReviewSchedule {
@@ -158,7 +147,7 @@ impl ReviewSchedule {
                         .fire_at_ms
                         .saturating_add(settings.config.retention.events_ms);
                     ops::index_put(&ctx, &settings, &format!("scheduled:{}", request.id),
-                          json!({"id": request.id, "phone": phone::mask(&phone), "phone_e164": phone, "fire_at_ms": request.fire_at_ms, "order_id": request.candidate.order_id}),
+                          json!({"id": request.id, "phone": phone, "fire_at_ms": request.fire_at_ms, "order_id": request.candidate.order_id}),
                           expires).await?;
                     log_event(&ctx, &settings, "scheduled", &phone, &view).await?;
                 } else {

@@ -23,6 +23,9 @@ pub struct AutoTextIn {
     pub trusted: bool,
     pub phone_region: Option<String>,
     pub allowed_regions: Vec<String>,
+    /// The first message of a session: a confirmation answers the start of a chat, not
+    /// every message in it.
+    pub starts_conversation: bool,
 }
 
 const LAST: &str = "auto_text_last_ms";
@@ -51,6 +54,9 @@ pub async fn decide(
     };
     if let Err(skip) = texts::decide(policy, &request) {
         return Ok(Err(skip));
+    }
+    if !input.starts_conversation {
+        return Ok(Err(Skip::MidConversation));
     }
     storage.put(LAST, now_ms).await?;
     Ok(Ok(JobKind::Text {

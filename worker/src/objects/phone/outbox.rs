@@ -33,7 +33,7 @@ fn job_key(seq: u64) -> String {
     format!("job:{seq:012}")
 }
 
-/// Persist jobs at the end of the queue; their ids.
+/// Persist jobs at the end of the queue (and make sure the alarm comes); their ids.
 pub async fn enqueue(
     storage: &Storage,
     kinds: Vec<JobKind>,
@@ -55,6 +55,9 @@ pub async fn enqueue(
         storage.put(&job_key(seq), &job).await?;
     }
     storage.put("seq", seq).await?;
+    if !ids.is_empty() {
+        rpc::wake_by(storage, now).await?;
+    }
     Ok(ids)
 }
 
