@@ -304,6 +304,7 @@
       }).catch(function () {
         broken = true;
         container.hidden = true;
+        container.style.setProperty('display', 'none', 'important');
         give(null);
       });
     }
@@ -322,6 +323,7 @@
     }
     return {
       start: start,
+      unavailable: function () { return broken; },
       // {token}: a fresh token, or null when Turnstile is off or could not load (the
       // gateway decides); {waited: true}: none came within `ms` (the customer must act).
       take: function (ms) {
@@ -713,8 +715,10 @@
       var problems = body && body.problems;
       var code = body && body.error && body.error.code;
       if (statusCode === 422 && Array.isArray(problems) && problems.length) return showProblems(problems);
-      if (code === 'turnstile_failed' || code === 'turnstile_required' || code === 'turnstile_unsolved') {
-        ui.status(HUMAN_TEXT, 'failed');
+      if (/^turnstile_/.test(code || '')) {
+        ui.status(human.unavailable()
+          ? 'The security check could not be loaded. Please reload the page and try again.'
+          : HUMAN_TEXT, 'failed');
       } else {
         ui.status('Sorry, your message could not be sent. Please try again.', 'failed');
       }
@@ -965,8 +969,8 @@
 
     var host = document.createElement('podium-gateway-chat');
     var root = host.attachShadow({ mode: 'open' });
-    // Turnstile renders into light DOM (its script does not reach into shadow roots),
-    // shown in the panel through a slot.
+    // Turnstile renders into a light-DOM child, shown in the panel through a slot: its
+    // script expects an element of the document (shadow roots have given it trouble).
     var turnstileBox = h('div', { slot: 'turnstile' });
     // Page CSS does reach this one: inline !important beats it (and CSSOM is CSP-safe).
     turnstileBox.style.setProperty('all', 'initial', 'important');

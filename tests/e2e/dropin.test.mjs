@@ -632,6 +632,33 @@ test('Turnstile: loaded on open, rendered in the panel, one fresh token per mess
   }
 });
 
+test('Turnstile unreachable: the message goes without a token and the gateway decides', { timeout: 60_000 }, async () => {
+  const tab = await open('/sydney/', {
+    rewrite: withSnippet({ attrs: `data-turnstile-sitekey="${TEST_SITEKEY}"` }),
+    setup: (page) => page.route(TURNSTILE_SRC, (route) => route.abort('connectionrefused')),
+  });
+  try {
+    const { page } = tab;
+    tab.expectedFailures = /ERR_CONNECTION_REFUSED|status of 403/;
+    await launcher(page).click();
+    await fillChat(page, { text: 'No Turnstile today' });
+    // A gateway that requires Turnstile refuses: the customer is told what to do.
+    tab.faults.push({ fulfill: { status: 403, body: { error: { code: 'turnstile_required', message: 'a Turnstile token is required' } } } });
+    await sendButton(page).click();
+    assert.equal(await settled(page), 'failed');
+    assert.match(await page.getByRole('alert').innerText(), /security check could not be loaded/);
+    assert.equal(tab.posts[0].headers['cf-turnstile-response'], undefined);
+    // One that does not: it goes through.
+    await sendButton(page).click();
+    assert.equal(await settled(page), 'sent');
+    assert.equal(tab.messages.length, 1);
+    assert.ok(tab.consoleText.includes('podium-gateway: Turnstile could not be loaded; sending without it'));
+    assertClean(tab);
+  } finally {
+    await tab.close();
+  }
+});
+
 test('modes: data-mode or the page\'s own form decides; PodiumGateway.open()/close()', { timeout: 60_000 }, async () => {
   // Sydney told to enhance: no form on the page, so nothing is drawn.
   const enhance = await open('/sydney/', { rewrite: withSnippet({ attrs: 'data-mode="enhance"' }) });
