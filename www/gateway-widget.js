@@ -652,9 +652,13 @@
     }
 
     // The same message (text, contact, store, files by name and size, session) → the same
-    // key, also when it is resent from another page of the site.
+    // key, also when it is resent from another page of the site. The phone counts as
+    // typed, not as sent: whether the validator had loaded must not matter. (Erring
+    // towards "different" only risks a duplicate; two messages sharing a key lose one.)
     function fingerprint(env, files) {
-      return digest(JSON.stringify([env.session_id, env.message, env.contact, config.locationUid,
+      var phone = phoneField();
+      var contact = [env.contact.name || '', phone ? phone.value.trim() : ''];
+      return digest(JSON.stringify([env.session_id, env.message, contact, config.locationUid,
         files.map(function (f) { return [f.file.name, f.file.size, f.contentType]; })]));
     }
 
