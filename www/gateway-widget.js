@@ -1073,14 +1073,19 @@
     }
 
     var small = window.matchMedia ? matchMedia('(max-width: 480px)') : { matches: false };
+    // Full-screen on a phone: the page behind is out of reach, as in a modal.
+    function modal() { panel.setAttribute('aria-modal', String(small.matches)); }
+    if (small.addEventListener) small.addEventListener('change', modal);
+    var opener = null; // where focus goes back to: the launcher, or the merchant's button
 
     function open(byCustomer) {
       if (!panel.hidden) return;
+      var active = document.activeElement;
+      opener = active && active !== host && active !== document.body ? active : null;
       panel.hidden = false;
       wrapper.classList.add('open');
       launcher.setAttribute('aria-expanded', 'true');
-      // Full-screen on a phone: the page behind is out of reach, as in a modal.
-      panel.setAttribute('aria-modal', String(small.matches));
+      modal();
       badge.hidden = true;
       store('open', true);
       chat.human.start();
@@ -1099,7 +1104,8 @@
       launcher.setAttribute('aria-expanded', 'false');
       store('open', null);
       badge.hidden = sessionState === 'clear';
-      if (returnFocus || inside) launcher.focus();
+      if (returnFocus || inside) (opener && opener.isConnected ? opener : launcher).focus();
+      opener = null;
     }
 
     // Fetch the validator as the pointer goes down, a moment before the click opens.

@@ -684,6 +684,20 @@ test('modes: data-mode or the page\'s own form decides; PodiumGateway.open()/clo
     assert.equal(await focused(page), 'podium-name');
     await page.evaluate(() => window.PodiumGateway.close());
     await page.locator('#podium-panel').waitFor({ state: 'hidden' });
+    // The merchant's own button opens it: Escape brings focus back to that button.
+    await page.evaluate(() => {
+      const ask = document.createElement('button');
+      ask.id = 'ask';
+      ask.textContent = 'Ask about this wetsuit';
+      ask.addEventListener('click', () => window.PodiumGateway.open());
+      document.querySelector('main').append(ask);
+    });
+    await page.getByRole('button', { name: 'Ask about this wetsuit' }).click();
+    await page.locator('#podium-panel').waitFor({ state: 'visible' });
+    assert.equal(await focused(page), 'podium-name');
+    await page.keyboard.press('Escape');
+    await page.locator('#podium-panel').waitFor({ state: 'hidden' });
+    assert.equal(await focused(page), 'ask');
     assertClean(dropin);
   } finally {
     await dropin.close();
