@@ -767,7 +767,7 @@
             var messageField = $(SEL.message);
             if (messageField) messageField.value = '';
             form.querySelectorAll(SEL.file).forEach(function (input) { input.value = ''; setError(input, ''); });
-            ui.status('Sent! We’ll text you back shortly.', 'sent');
+            ui.status(confirmation(res.body), 'sent');
             if (ui.sent) ui.sent();
             emit(form, 'sent', { sessionId: env.session_id });
             tell('clear');
@@ -775,6 +775,19 @@
           });
         });
       });
+    }
+
+    // What the customer reads once the gateway took the message. A STOP (or START) is
+    // answered as such: "we'll text you back" would be wrong to someone who opted out.
+    function confirmation(body) {
+      var optOut = body && body.opt_out;
+      if (optOut === 'opted_out') return 'Done: we won’t send you texts any more. Send START to get them again.';
+      if (optOut === 'still_opted_out') {
+        var said = body.opt_out_message;
+        return typeof said === 'string' && said.length <= 300 ? said : 'You opted out of our texts, so we can’t text you back.';
+      }
+      if (optOut === 'opted_in') return 'You’ll get our texts again. We’ll text you back shortly.';
+      return 'Sent! We’ll text you back shortly.';
     }
 
     // One message POST, resent on its own while the outcome is unknown; every attempt

@@ -469,6 +469,28 @@ test('the chat follows the customer to the next page: same session, panel, "stil
   }
 });
 
+test('STOP and START are answered as such, not with "we\'ll text you back"', { timeout: 60_000 }, async () => {
+  const tab = await open('/sydney/');
+  try {
+    const { page } = tab;
+    await launcher(page).click();
+    // Its own number: the opt-out must not touch the other tests' phone.
+    await fillChat(page, { phone: '0412 000 111', text: 'STOP' });
+    await sendButton(page).click();
+    assert.equal(await settled(page), 'sent');
+    assert.equal(tab.answers[0].body.opt_out, 'opted_out');
+    await page.getByText('Done: we won’t send you texts any more. Send START to get them again.').waitFor();
+    await page.fill('#podium-message', 'START');
+    await sendButton(page).click();
+    assert.equal(await settled(page), 'sent');
+    assert.equal(tab.answers[1].body.opt_out, 'opted_in');
+    await page.getByText('You’ll get our texts again. We’ll text you back shortly.').waitFor();
+    assertClean(tab, '412 000 111');
+  } finally {
+    await tab.close();
+  }
+});
+
 test('one Idempotency-Key per message: double clicks and resends reuse it, a new message gets a new one', { timeout: 90_000 }, async () => {
   const tab = await open('/sydney/');
   try {
