@@ -1,6 +1,8 @@
-// End-to-end: the demo store pages, served by the real worker (`wrangler dev`, workerd),
-// in headless Chromium, with the embeddable snippet www/gateway-widget.js and its
-// WebAssembly validator. Run: node --test tests/e2e/
+// End-to-end: enhance mode — the snippet www/gateway-widget.js on chat forms the merchant
+// wrote (the San Francisco demo page, and www/examples/panel-on-open/ whose panel is
+// inserted from a <template> on first open), served by the real worker (`wrangler dev`,
+// workerd) in headless Chromium, with its WebAssembly validator. The drop-in widget (the
+// Sydney pages) has its own file, dropin.test.mjs. Run: node --test tests/e2e/
 //
 // Everything is real: the worker forwards to a local Podium sandbox, and the tests check
 // what reached "Podium". Each page records (page.route, passing requests through) what
@@ -8,8 +10,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { launchBrowser } from '../support/browser.mjs';
+import { launchBrowser, openGatewayPage } from '../support/browser.mjs';
 import { inbound, startGateway, testConfig, waitFor } from '../support/gateway.mjs';
+import { afterStartupRebuild } from '../support/wrangler-ready.mjs';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // A real 1×1 PNG.
@@ -25,6 +28,7 @@ let browser;
 before(async () => {
   // Short sessions so the "still there?" prompt can be seen; the first start compiles.
   stack = await startGateway({ config: testConfig({ session: { idle_ms: 5000, warning_ms: 3000 } }) });
+  await afterStartupRebuild(stack.worker); // else a first POST may hit wrangler's restart
   browser = await launchBrowser();
 }, { timeout: 240_000 });
 
@@ -36,53 +40,17 @@ after(async () => {
   }
 });
 
-/**
- * Open a store page in a fresh context with the network log and the two future routes
- * intercepted. `blockWasm` makes the validator unloadable; `noIdle` makes the page never
- * idle (so only opening the chat can load the validator).
- */
-async function openStore(pathname, { blockWasm = false, noIdle = false } = {}) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const requests = []; // every request the page made, in order
-  const uploads = []; // bodies the snippet sent to /v1/webchat/attachments
-  const messages = []; // envelopes the snippet sent to /v1/webchat/messages
-  const answers = []; // what the gateway answered to each
-  const errors = []; // uncaught exceptions in the page
-  const consoleText = [];
-  page.on('request', (req) => {
-    requests.push({
-      url: req.url(),
-      method: req.method(),
-      bodyBytes: req.postDataBuffer()?.length ?? 0,
-      contentLength: Number(req.headers()['content-length'] ?? 0),
-    });
-  });
-  page.on('pageerror', (err) => errors.push(err));
-  page.on('console', (msg) => consoleText.push(msg.text()));
+// The own-form page whose chat panel is inserted on first open (AU, loc_sydney).
+const PANEL_ON_OPEN = '/examples/panel-on-open/';
 
-  // Record what the snippet sends and what the real gateway answers.
-  await page.route(`${stack.url}/v1/webchat/attachments`, async (route) => {
-    const req = route.request();
-    const response = await route.fetch();
-    uploads.push({ headers: req.headers(), body: req.postDataBuffer() ?? Buffer.alloc(0), answer: await response.json() });
-    await route.fulfill({ response });
-  });
-  await page.route(`${stack.url}/v1/webchat/messages`, async (route) => {
-    const response = await route.fetch();
-    messages.push(JSON.parse(route.request().postData()));
-    answers.push({ status: response.status(), body: await response.json() });
-    await route.fulfill({ response });
-  });
+/** A page in a fresh context with the chat routes recorded (see openGatewayPage). */
+function openStore(pathname, options) {
+  return openGatewayPage(browser, stack.url, pathname, options);
+}
 
-  if (blockWasm) await page.route('**/pkg/widget_bg.wasm', (route) => route.abort());
-  if (noIdle) await page.addInitScript(() => { window.requestIdleCallback = () => 0; });
-
-  await page.goto(stack.url + pathname, { waitUntil: 'load' });
-  return {
-    page, requests, uploads, messages, answers, errors, consoleText,
-    close: () => context.close(),
-  };
+/** Let the page go idle (requestIdleCallback fires): what loads "on every page view" has. */
+function pageIdle(page) {
+  return page.evaluate(() => new Promise((resolve) => requestIdleCallback(() => setTimeout(resolve, 300), { timeout: 3000 })));
 }
 
 async function openChat(page) {
@@ -111,18 +79,22 @@ async function settled(page) {
   return statusLine(page).getAttribute('data-state');
 }
 
-/** Nothing personal reaches the console, and nothing was thrown. */
+/** Nothing personal reaches the console, nothing was thrown, no console errors. */
 function assertClean(tab, ...secrets) {
   assert.deepEqual(tab.errors.map(String), [], 'uncaught errors in the page');
+  assert.deepEqual(tab.consoleErrors, [], 'console errors');
   for (const secret of secrets) {
     for (const line of tab.consoleText) assert.ok(!line.includes(secret), `console leaked ${secret}: ${line}`);
   }
 }
 
-test('Sydney: a national AU number is sent as E.164 with the store and a session', { timeout: 60_000 }, async () => {
-  const tab = await openStore('/sydney/');
+test('a form added on open (MutationObserver): a national AU number is sent as E.164 with the store and a session', { timeout: 60_000 }, async () => {
+  const tab = await openStore(PANEL_ON_OPEN);
   try {
     const { page } = tab;
+    // The form is only in a <template>: the snippet still knows it is the merchant's own.
+    assert.equal(await page.evaluate(() => window.PodiumGateway.mode), 'enhance');
+    assert.equal(await page.locator('podium-gateway-chat').count(), 0, 'no drop-in drawn');
     await openChat(page); // the form is inserted into the page now
     await page.evaluate(() => {
       window.__events = [];
@@ -142,7 +114,7 @@ test('Sydney: a national AU number is sent as E.164 with the store and a session
     assert.equal(env.contact.name, 'Ann');
     assert.deepEqual(env.message, { type: 'text', value: 'Do you have the 3/2 in M?' });
     assert.equal(env.location.location_uid, 'loc_sydney');
-    assert.equal(env.location.page_url, `${stack.url}/sydney/`);
+    assert.equal(env.location.page_url, `${stack.url}${PANEL_ON_OPEN}`);
     assert.match(env.session_id, UUID_V4);
     assert.equal(await page.evaluate(() => sessionStorage.getItem('podium-gateway:session')), env.session_id);
     assert.equal(env.client.widget_version, '0.1.0');
@@ -153,10 +125,11 @@ test('Sydney: a national AU number is sent as E.164 with the store and a session
     assert.equal(await page.inputValue('#chat-message'), '', 'the message box is cleared after sending');
     assert.equal(tab.answers[0].status, 202);
     assert.equal(tab.answers[0].body.location.uid, 'loc_sydney');
+    assert.match(tab.posts[0].headers['idempotency-key'], UUID_V4);
     // It reached Podium: one contact, the chat in the Sydney inbox.
     const delivered = await waitFor(async () => inbound(await stack.sandbox.messages('+61412345678', 'loc_sydney'))
       .find((m) => m.body === 'Do you have the 3/2 in M?'), { what: 'the chat at the Sydney store' });
-    assert.equal(delivered.webchatUrl, `${stack.url}/sydney/`);
+    assert.equal(delivered.webchatUrl, `${stack.url}${PANEL_ON_OPEN}`);
     assert.equal((await stack.sandbox.contacts('+61412345678')).length, 1);
     assertClean(tab, '412345678', '412 345 678', 'Do you have');
   } finally {
@@ -164,16 +137,20 @@ test('Sydney: a national AU number is sent as E.164 with the store and a session
   }
 });
 
-test('San Francisco: a national US number is sent as E.164', { timeout: 60_000 }, async () => {
-  const tab = await openStore('/san-francisco/');
+test('San Francisco: a national US number is sent as E.164, from the page URL without query or fragment', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/san-francisco/?utm_campaign=spring&email=sam%40example.com#chat');
   try {
     const { page } = tab;
+    assert.equal(await page.evaluate(() => window.PodiumGateway.mode), 'enhance');
     await openChat(page); // the form was on the page, hidden
     await sendMessage(page, { phone: '(415) 555-1234', name: 'Sam' });
     assert.equal(await settled(page), 'sent');
     assert.equal(tab.messages.length, 1);
     assert.equal(tab.messages[0].contact.phone, '+14155551234');
     assert.equal(tab.messages[0].location.location_uid, 'loc_sanfrancisco');
+    assert.equal(tab.messages[0].location.page_url, `${stack.url}/san-francisco/`);
+    assert.match(tab.posts[0].headers['idempotency-key'], UUID_V4);
+    assert.equal(tab.posts[0].headers['x-requested-with'], 'podium-gateway');
     assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
     assertClean(tab, '5551234', '555-1234');
   } finally {
@@ -182,7 +159,7 @@ test('San Francisco: a national US number is sent as E.164', { timeout: 60_000 }
 });
 
 test('an invalid phone number is shown inline and nothing is sent', { timeout: 60_000 }, async () => {
-  const tab = await openStore('/sydney/');
+  const tab = await openStore(PANEL_ON_OPEN);
   try {
     const { page } = tab;
     await openChat(page);
@@ -202,6 +179,7 @@ test('an invalid phone number is shown inline and nothing is sent', { timeout: 6
     const problems = await page.evaluate(() => window.__invalid);
     assert.equal(problems.length, 1);
     assert.ok(problems[0].some((p) => p.field === 'contact.phone'));
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'chat-phone', 'focus moved to the field to fix');
 
     // Clicking Send again changes nothing.
     await page.getByRole('button', { name: 'Send' }).click();
@@ -221,7 +199,7 @@ test('an invalid phone number is shown inline and nothing is sent', { timeout: 6
 });
 
 test('a 30 MB file is refused before upload: inline message, no request', { timeout: 90_000 }, async () => {
-  const tab = await openStore('/sydney/');
+  const tab = await openStore('/san-francisco/');
   try {
     const { page } = tab;
     await openChat(page);
@@ -239,7 +217,7 @@ test('a 30 MB file is refused before upload: inline message, no request', { time
     assert.equal(await page.$eval('#chat-file', (input) => input.files.length), 0, 'removed from the selection');
 
     // The message itself still goes, without the file.
-    await sendMessage(page, { phone: '0412 345 678', text: 'Photo was too big, sorry' });
+    await sendMessage(page, { phone: '(415) 555-1234', text: 'Photo was too big, sorry' });
     assert.equal(await settled(page), 'sent');
     assert.equal(tab.messages.length, 1);
     assert.equal(tab.messages[0].attachments, undefined);
@@ -290,43 +268,35 @@ test('a small PNG is uploaded first and its file_id travels in the envelope', { 
   }
 });
 
-test('lazy: the validator is fetched after the load event, when the page is idle', { timeout: 60_000 }, async () => {
-  const tab = await openStore('/sydney/');
+test('lazy: a page view never fetches the validator; focusing the form does', { timeout: 60_000 }, async () => {
+  const tab = await openStore('/san-francisco/');
   try {
     const { page } = tab;
-    // No interaction at all: the idle callback after `load` loads it.
+    await pageIdle(page); // loaded, then idle: nothing is fetched for a customer who never chats
+    const fetched = (suffix) => tab.requests.some((r) => r.url.endsWith(suffix));
+    assert.equal(fetched('/pkg/widget.js'), false, 'widget.js fetched on a page view');
+    assert.equal(fetched('/pkg/widget_bg.wasm'), false, 'wasm fetched on a page view');
+
+    await openChat(page); // the merchant's launcher focuses the name field
     assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
-    const timing = await page.evaluate(() => {
-      const nav = performance.getEntriesByType('navigation')[0];
-      const entry = (suffix) => performance.getEntriesByType('resource').find((e) => e.name.endsWith(suffix));
-      return {
-        domContentLoaded: nav.domContentLoadedEventEnd,
-        load: nav.loadEventStart,
-        module: entry('/pkg/widget.js')?.startTime,
-        wasm: entry('/pkg/widget_bg.wasm')?.startTime,
-      };
-    });
-    assert.ok(timing.load > 0 && timing.wasm !== undefined && timing.module !== undefined, JSON.stringify(timing));
-    assert.ok(timing.module >= timing.load, `widget.js requested before load: ${JSON.stringify(timing)}`);
-    assert.ok(timing.wasm >= timing.load, `wasm requested before load: ${JSON.stringify(timing)}`);
+    assert.equal(fetched('/pkg/widget_bg.wasm'), true);
     assertClean(tab);
   } finally {
     await tab.close();
   }
 });
 
-test('lazy: on a page that never goes idle, opening the chat loads the validator', { timeout: 60_000 }, async () => {
-  const tab = await openStore('/san-francisco/', { noIdle: true });
+test('lazy: a form inserted on open loads the validator as it takes focus', { timeout: 60_000 }, async () => {
+  const tab = await openStore(PANEL_ON_OPEN);
   try {
     const { page } = tab;
-    await page.waitForTimeout(1_500); // well past load; no idle callback will come
-    const wasmRequested = () => tab.requests.some((r) => r.url.endsWith('/pkg/widget_bg.wasm'));
-    assert.equal(wasmRequested(), false, 'nothing fetched the validator before the chat was opened');
-    assert.ok(!tab.requests.some((r) => r.url.endsWith('/pkg/widget.js')));
-
-    await openChat(page); // focuses the name field: the customer is about to chat
+    await pageIdle(page);
+    assert.ok(!tab.requests.some((r) => r.url.includes('/pkg/')), 'nothing fetched before the chat was opened');
+    await openChat(page);
     assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
-    assert.equal(wasmRequested(), true);
+    // The module's metadata version, when the module has one (read defensively).
+    const version = await page.evaluate(() => window.PodiumGateway.metadataVersion());
+    assert.ok(version === null || /\d/.test(version), String(version));
     assertClean(tab);
   } finally {
     await tab.close();
@@ -334,14 +304,14 @@ test('lazy: on a page that never goes idle, opening the chat loads the validator
 });
 
 test('validator blocked: the page still works and the gateway gets the phone as typed', { timeout: 60_000 }, async () => {
-  const tab = await openStore('/sydney/', { blockWasm: true });
+  const tab = await openStore(PANEL_ON_OPEN, { blockWasm: true });
   try {
     const { page } = tab;
+    await openChat(page);
     assert.equal(await page.evaluate(() => window.PodiumGateway.ready), false);
     const verdict = await page.evaluate(() => window.PodiumGateway.normalizePhone('0412 345 678', 'AU'));
     assert.equal(verdict.code, 'validator_unavailable');
 
-    await openChat(page);
     await sendMessage(page, { phone: ' 0412 345 678 ' });
     assert.equal(await settled(page), 'sent');
     assert.equal(tab.messages.length, 1);
@@ -357,7 +327,10 @@ test('validator blocked: the page still works and the gateway gets the phone as 
     assert.match(await fileAlert(page).innerText(), /limit is 25 MB/);
     assert.equal(await page.$eval('#chat-file', (input) => input.files.length), 0);
     assert.deepEqual(tab.uploads, []);
-    assertClean(tab, '412 345 678');
+    assert.deepEqual(tab.errors.map(String), []);
+    // Chromium's own line for the blocked request is the only console error.
+    assert.ok(tab.consoleErrors.every((t) => /^Failed to load resource: net::ERR_FAILED/.test(t)), tab.consoleErrors.join('\n'));
+    for (const line of tab.consoleText) assert.ok(!line.includes('412 345 678'), line);
   } finally {
     await tab.close();
   }
@@ -389,10 +362,10 @@ test('the browser verdict equals the worker verdict', { timeout: 60_000 }, async
       attachments: [{ file_id: 'f_1', filename: 'a.pdf', content_type: 'application/pdf', size: 10 }],
     }, 'attachment_type_mismatch'],
   ];
-  const tab = await openStore('/sydney/');
+  const tab = await openStore('/san-francisco/');
   try {
     const { page } = tab;
-    assert.equal(await page.evaluate(() => window.PodiumGateway.ready), true);
+    assert.equal(await page.evaluate(() => window.PodiumGateway.load()), true);
     for (const [label, region, envelope, expected] of cases) {
       const browserVerdict = await page.evaluate(
         ([env, r]) => window.PodiumGateway.validateMessage(env, r || undefined),
@@ -422,11 +395,15 @@ test('the browser verdict equals the worker verdict', { timeout: 60_000 }, async
 
 test('an idle chat asks "still there?", keeps the session alive, then says it timed out', { timeout: 60_000 }, async () => {
   // Sessions here last 5 s with a 3 s warning window (see before()).
-  const tab = await openStore('/sydney/');
+  const tab = await openStore('/san-francisco/');
   try {
     const { page } = tab;
     await openChat(page);
-    await sendMessage(page, { phone: '0412 345 678', text: 'Back in a minute' });
+    await page.evaluate(() => {
+      window.__session = [];
+      document.addEventListener('podium-gateway:session', (e) => window.__session.push(e.detail));
+    });
+    await sendMessage(page, { phone: '(415) 555-1234', text: 'Back in a minute' });
     assert.equal(await settled(page), 'sent');
     const prompt = page.locator('[data-podium-still-there]');
     await prompt.getByText('Still there?').waitFor({ timeout: 10_000 });
@@ -438,7 +415,10 @@ test('an idle chat asks "still there?", keeps the session alive, then says it ti
     assert.equal(await prompt.innerText(), '', 'the prompt goes away');
     // Ignore the next prompt: the chat closes and the widget says so.
     await prompt.getByText('This chat timed out').waitFor({ timeout: 15_000 });
-    assertClean(tab, '412 345 678', 'Back in a minute');
+    assert.deepEqual(await page.evaluate(() => window.__session), [
+      { warning: true, expired: false }, { warning: true, expired: false }, { warning: false, expired: true },
+    ]);
+    assertClean(tab, '555-1234', 'Back in a minute');
   } finally {
     await tab.close();
   }
