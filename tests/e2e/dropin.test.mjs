@@ -10,7 +10,6 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { launchBrowser, openGatewayPage } from '../support/browser.mjs';
 import { inbound, startGateway, testConfig, waitFor } from '../support/gateway.mjs';
-import { afterStartupRebuild } from '../support/wrangler-ready.mjs';
 import { ROOT } from '../support/stack.mjs';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -29,7 +28,6 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   // Sessions of 8 s that warn after 2 s: long enough to navigate to another page first.
   stack = await startGateway({ config: testConfig({ session: { idle_ms: 8000, warning_ms: 6000 } }) });
-  await afterStartupRebuild(stack.worker); // else a first POST may hit wrangler's restart
   ({ browser } = await launchBrowser());
 }, { timeout: 240_000 });
 

@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { launchBrowser, openGatewayPage } from '../support/browser.mjs';
 import { inbound, startGateway, testConfig, waitFor } from '../support/gateway.mjs';
-import { afterStartupRebuild } from '../support/wrangler-ready.mjs';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // A real 1×1 PNG.
@@ -28,7 +27,6 @@ let browser;
 before(async () => {
   // Short sessions so the "still there?" prompt can be seen; the first start compiles.
   stack = await startGateway({ config: testConfig({ session: { idle_ms: 5000, warning_ms: 3000 } }) });
-  await afterStartupRebuild(stack.worker); // else a first POST may hit wrangler's restart
   browser = await launchBrowser();
 }, { timeout: 240_000 });
 

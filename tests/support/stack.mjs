@@ -1,7 +1,7 @@
 // Starts the gateway exactly as developers run it (`wrangler dev`, workerd, the [assets]
 // in www/) on a free port with a throwaway state directory, for end-to-end tests.
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,6 +64,46 @@ async function withStartLock(fn) {
   }
 }
 
+/** The newest modification time of any file under `dir` (0 when there is none). */
+function newestIn(dir) {
+  let newest = 0;
+  let entries = [];
+  try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return 0; }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestIn(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The worker, built once for every stack (wrangler's own `[build]` would build it again
+ * when its file watcher becomes ready and restart the worker under the first requests),
+ * and a copy of wrangler.toml without the `[build]` section for `wrangler dev` to run it
+ * as it is. Rebuilt only when a source is newer than the bundle.
+ */
+export function prepareWorker() {
+  const bundle = path.join(ROOT, 'worker/build/index.js');
+  const sources = Math.max(
+    newestIn(path.join(ROOT, 'worker/src')), newestIn(path.join(ROOT, 'core/src')),
+    newestIn(path.join(ROOT, 'schema')),
+    ...['Cargo.toml', 'Cargo.lock', 'worker/Cargo.toml', 'core/Cargo.toml'].map((f) => statSync(path.join(ROOT, f)).mtimeMs),
+  );
+  if (!existsSync(bundle) || statSync(bundle).mtimeMs < sources) {
+    const built = spawnSync('bash', [path.join(ROOT, 'scripts/build-worker.sh')], { cwd: ROOT, encoding: 'utf8', env: process.env });
+    if (built.status !== 0) throw new Error(`building the worker failed:\n${built.stdout}\n${built.stderr}`);
+  }
+  // Drop the [build] table: from its header to the next table header.
+  let inBuild = false;
+  const config = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n').filter((line) => {
+    if (/^\[/.test(line)) inBuild = line.trim() === '[build]';
+    return !inBuild;
+  }).join('\n');
+  const file = path.join(ROOT, '.wrangler-test.toml');
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== config) writeFileSync(file, config);
+  return file;
+}
+
 /** A port nobody listens on right now (the OS picks it). */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -95,6 +135,7 @@ export async function startStack(options = {}) {
 }
 
 async function startStackUnlocked({ timeoutMs = 180_000, vars = {}, persistTo, logLimit = 20_000 } = {}) {
+  const config = prepareWorker();
   const port = await freePort();
   const ownPersist = !persistTo;
   const persist = persistTo ?? mkdtempSync(path.join(os.tmpdir(), 'gateway-e2e-state-'));
@@ -108,7 +149,7 @@ async function startStackUnlocked({ timeoutMs = 180_000, vars = {}, persistTo, l
     [
       '--no-warnings', '--experimental-vm-modules',
       path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'),
-      'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+      'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
       // Its own inspector port: the default 9229 is taken by any other wrangler running.
       '--inspector-port', String(await freePort()),
       ...varArgs,
