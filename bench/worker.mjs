@@ -1,12 +1,17 @@
-// Worker benchmark (issue 3): in one run on one local workerd (`wrangler dev`),
-// requests/s and p50/p99 for POST /v1/webchat/messages and for the no-op GET /health
-// under the same bounded wrk load (their ratio), the time of the first request after a
-// cold start (phone metadata load) vs a warm one, and the deploy bundle size from
-// `wrangler deploy --dry-run`. Prints a Markdown table; writes bench/results/worker.json.
+// Worker benchmark (issues 3, 12): in one run on one local workerd (`wrangler dev`),
+// requests/s and p50/p99 of POST /v1/webchat/messages for first messages (a new session
+// and phone per request, each from its own client IP) and for returning customers (their
+// own session, phone and IP), against the no-op GET /health measured while nothing is
+// delivered in the background; the object calls per message as the worker counts them
+// (x-gateway-object-calls); the first request after a cold start vs a warm one; and the
+// deploy bundle size from `wrangler deploy --dry-run`. Prints Markdown; writes
+// bench/results/worker.json.
 //
-// Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3].
+// Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3],
+// BENCH_CUSTOMERS [400].
 
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,16 +29,19 @@ const CONFIG = {
     ],
     default_location_uid: 'loc_sydney',
   },
-  // The bench measures the edge, not our own limits.
-  rate_limits: { per_ip: { burst: 1000000, per_minute: 100000000 }, per_session: { burst: 1000, per_minute: 1000000 } },
+  // The bench measures the edge, not the per-session limit; the per-IP limits are
+  // wrangler.toml's bindings, and every visitor here has its own IP.
+  rate_limits: { per_session: { burst: 1000, per_minute: 1000000 } },
   podium: { requests_per_minute: 100000 },
+  confirmation_text: 'Thanks for your message! Reply STOP to opt out.',
 };
+const RETURNING = Number(process.env.BENCH_CUSTOMERS || 400);
 
 async function timed(url, init) {
   const t = performance.now();
   const res = await fetch(url, init);
   await res.arrayBuffer();
-  return { ms: performance.now() - t, status: res.status };
+  return { ms: performance.now() - t, status: res.status, calls: res.headers.get('x-gateway-object-calls') };
 }
 
 const VALIDATE_BODY = JSON.stringify({
@@ -44,6 +52,33 @@ const VALIDATE_BODY = JSON.stringify({
 });
 const validate = (url) => timed(`${url}/v1/webchat/validate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: VALIDATE_BODY });
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+
+/** One message as the snippet sends it, from its own client IP and the page's origin. */
+function message(url, { session, phone, ip, text = 'hi' }) {
+  return timed(`${url}/v1/webchat/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: url, 'cf-connecting-ip': ip },
+    body: JSON.stringify({ session_id: session, message: { type: 'text', value: text }, contact: { phone, name: 'Bench' }, location: { page_url: 'http://127.0.0.1/sydney/' } }),
+  });
+}
+// The returning customers of bench/wrk-returning.lua: customer i's session, phone and IP.
+const customer = (i) => ({
+  session: `00000000-0000-4000-9000-${String(i).padStart(12, '0')}`,
+  phone: `+61413${String(i).padStart(6, '0')}`,
+  ip: `10.200.${Math.floor(i / 256) % 256}.${i % 256}`,
+});
+
+/** Wait until the sandbox has no fewer than `count` inbound messages (background delivery done). */
+async function drained(sandbox, count, timeoutMs = 600_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await (await fetch(`${sandbox}/_sandbox/state`)).json();
+    const inbound = s.messages.filter((m) => m.direction === 'inbound_webchat').length;
+    if (inbound >= count) return inbound;
+    if (Date.now() > deadline) throw new Error(`only ${inbound} of ${count} delivered`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 async function main() {
   const started = Date.now();
@@ -65,7 +100,7 @@ async function main() {
     let warm = [];
     for (let i = 0; i < COLD_RUNS; i++) {
       const worker = await startWorker(sandbox.url, path.join(tmp, `cold-${i}`), CONFIG);
-      // /health touches no phone code; the first validate builds the metadata.
+      // /health touches no phone code; the first validate is the first phone work.
       cold.push((await validate(worker.url)).ms);
       for (let j = 0; j < 20; j++) warm.push((await validate(worker.url)).ms);
       await stop(worker.child);
@@ -75,35 +110,73 @@ async function main() {
     log(`==> load: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
     const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG);
     for (let j = 0; j < 20; j++) await validate(worker.url);
+    // The no-op, measured while nothing is being delivered in the background.
     const health = wrk(`${worker.url}/health`);
-    log(`  GET /health: ${health.rps} req/s, p50 ${health.p50} ms, p99 ${health.p99} ms`);
-    const messages = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-webchat.lua'));
-    log(`  POST /v1/webchat/messages: ${messages.rps} req/s, p50 ${messages.p50} ms, p99 ${messages.p99} ms, non-2xx ${messages.non2xx}`);
+    log(`  GET /health (idle): ${health.rps} req/s, p50 ${health.p50} ms, p99 ${health.p99} ms`);
+
+    // Object calls per message, as the worker counts them (x-gateway-object-calls).
+    const firstCalls = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await message(worker.url, { session: randomUUID(), phone: `+61414${String(i).padStart(6, '0')}`, ip: `10.100.0.${i}` });
+      firstCalls.push(Number(r.calls));
+    }
+    const env = { BENCH_ORIGIN: worker.url, BENCH_CUSTOMERS: String(RETURNING) };
+    const first = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-webchat.lua'), env);
+    log(`  first messages: ${first.rps} req/s, p50 ${first.p50} ms, p99 ${first.p99} ms, non-2xx ${first.non2xx}`);
+
+    // Returning customers: each chats once first; then, once everything is delivered,
+    // the same sessions, phones and IPs again.
+    log(`==> ${RETURNING} customers chat once (then they return)`);
+    const queue = Array.from({ length: RETURNING }, (_, i) => i);
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+        const r = await message(worker.url, customer(i));
+        if (r.status !== 202) throw new Error(`warm-up message ${i}: ${r.status}`);
+      }
+    }));
+    const expected = 20 + (first.requests - first.non2xx) + RETURNING;
+    log(`  waiting for background delivery to finish (${expected} messages)`);
+    await drained(sandbox.url, expected);
+    const returningCalls = [];
+    for (let i = 0; i < 20; i++) returningCalls.push(Number((await message(worker.url, { ...customer(i), text: 'still there?' })).calls));
+    const returning = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-returning.lua'), env);
+    log(`  returning customers: ${returning.rps} req/s, p50 ${returning.p50} ms, p99 ${returning.p99} ms, non-2xx ${returning.non2xx}`);
     await stop(worker.child);
     await stop(sandbox.child);
 
     const result = {
       startedAt: new Date(started).toISOString(),
       elapsedS: (Date.now() - started) / 1000,
-      load: { connections: CONNECTIONS, seconds: SECONDS, threads: 1 },
-      health, messages, bundle,
+      load: { connections: CONNECTIONS, seconds: SECONDS, threads: 1, returningCustomers: RETURNING },
+      health, first, returning, bundle,
+      objectCalls: { first: firstCalls, returning: returningCalls },
       coldFirstRequestMs: cold, warmRequestMedianMs: median(warm),
       cores: os.cpus().length, loadAverageAtStart: os.loadavg()[0],
     };
     mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
     writeFileSync(path.join(ROOT, 'bench/results/worker.json'), JSON.stringify(result, null, 2));
     const f = (x, d = 1) => (x == null ? '–' : Number(x).toFixed(d));
+    const span = (xs) => (Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`);
+    const met = (ok) => (ok ? 'met' : '**not met**');
     console.log(`### Worker under wrangler dev (workerd ${execFileSync(path.join(ROOT, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim()}), loopback, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\n`);
-    console.log('| Measure | POST /v1/webchat/messages | GET /health (no-op) | messages ÷ no-op |');
+    console.log('| Measure | first messages (new session and phone, own IP each) | returning customers (own session, phone and IP) | GET /health (no-op, idle) |');
     console.log('|---|---:|---:|---:|');
-    console.log(`| Requests/s | ${f(messages.rps)} | ${f(health.rps)} | ${f(messages.rps / health.rps, 3)}× |`);
-    console.log(`| p50 latency | ${f(messages.p50, 2)} ms | ${f(health.p50, 2)} ms | ${f(messages.p50 / health.p50, 1)}× |`);
-    console.log(`| p99 latency | ${f(messages.p99, 2)} ms | ${f(health.p99, 2)} ms | ${f(messages.p99 / health.p99, 1)}× |`);
-    console.log(`| Non-2xx responses | ${messages.non2xx} of ${messages.requests} | ${health.non2xx} of ${health.requests} | |`);
+    console.log(`| Object calls per message (x-gateway-object-calls) | ${span(firstCalls)} | ${span(returningCalls)} | 0 |`);
+    console.log(`| Requests/s | ${f(first.rps)} | ${f(returning.rps)} | ${f(health.rps)} |`);
+    console.log(`| p50 latency | ${f(first.p50, 2)} ms | ${f(returning.p50, 2)} ms | ${f(health.p50, 2)} ms |`);
+    console.log(`| p99 latency | ${f(first.p99, 2)} ms | ${f(returning.p99, 2)} ms | ${f(health.p99, 2)} ms |`);
+    console.log(`| Non-2xx responses | ${first.non2xx} of ${first.requests} | ${returning.non2xx} of ${returning.requests} | ${health.non2xx} of ${health.requests} |`);
+    console.log('');
+    console.log('| Ratio to the no-op | value | target | |');
+    console.log('|---|---:|---:|---|');
+    console.log(`| object calls, first / returning | ${Math.max(...firstCalls)} / ${Math.max(...returningCalls)} | ≤ 2 / ≤ 2 | ${met(Math.max(...firstCalls) <= 2 && Math.max(...returningCalls) <= 2)} |`);
+    console.log(`| first messages ÷ no-op, req/s | ${f(first.rps / health.rps, 3)}× | ≥ 0.2× | ${met(first.rps / health.rps >= 0.2)} |`);
+    console.log(`| returning customers ÷ no-op, req/s | ${f(returning.rps / health.rps, 3)}× | ≥ 0.33× | ${met(returning.rps / health.rps >= 0.33)} |`);
+    console.log(`| p99 ÷ no-op, first / returning | ${f(first.p99 / health.p99, 1)}× / ${f(returning.p99 / health.p99, 1)}× | ≤ 5× | ${met(first.p99 / health.p99 <= 5 && returning.p99 / health.p99 <= 5)} |`);
     console.log('');
     console.log('| Measure | Value |');
     console.log('|---|---:|');
-    console.log(`| First request after a cold start (POST /v1/webchat/validate: builds the phone metadata; no I/O, so wall ≈ CPU) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| First request after a cold start (POST /v1/webchat/validate; no I/O, so wall ≈ CPU) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
     console.log(`| Warm request, same route (median of ${warm.length}) | ${f(median(warm), 2)} ms |`);
     console.log(`| Worker bundle (wrangler deploy --dry-run) | ${bundle ? `${bundle.raw_kib} KiB raw / ${bundle.gzip_kib} KiB gzip` : '–'} |`);
     console.log(`\n_${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)} at start; took ${f((Date.now() - started) / 1000, 0)} s._`);

@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 
-import { ROOT, freePort } from '../tests/support/stack.mjs';
+import { ROOT, freePort, prepareWorker } from '../tests/support/stack.mjs';
 
 export const SECONDS = Number(process.env.BENCH_WRK_SECONDS || 10);
 export const CONNECTIONS = Number(process.env.BENCH_WRK_CONNECTIONS || 8);
@@ -59,7 +59,9 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
     ADMIN_TOKEN: 'bench-admin',
     ...extraVars,
   };
-  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(await freePort())];
+  // Built once, run as built (see prepareWorker: no rebuild-and-restart under load).
+  const config = prepareWorker();
+  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(await freePort())];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = start(process.execPath, args, {
     PATH: `${ROOT}/node_modules/.bin:${os.homedir()}/.cargo/bin:${process.env.PATH}`,
@@ -74,11 +76,11 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
   throw new Error('worker did not start');
 }
 
-export function wrk(url, script) {
+export function wrk(url, script, env = {}) {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '--timeout', '10s'];
   if (script) args.push('-s', script);
   args.push(url);
-  const out = execFileSync('wrk', args, { encoding: 'utf8' });
+  const out = execFileSync('wrk', args, { encoding: 'utf8', env: { ...process.env, ...env } });
   const num = (re) => { const m = out.match(re); return m ? m[1] : null; };
   const ms = (v) => (v == null ? null : v.endsWith('us') ? parseFloat(v) / 1000 : v.endsWith('ms') ? parseFloat(v) : parseFloat(v) * 1000);
   const non2xx = Number(num(/Non-2xx or 3xx responses: (\d+)/) || 0);

@@ -31,7 +31,8 @@ wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$ROOT/.wrangler/state" 
   --var "PODIUM_TOKEN_URL:http://127.0.0.1:$SANDBOX_PORT/oauth/token" \
   --var "WEBHOOK_ALERT_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/alerts" \
   --var "WEBHOOK_THANK_YOU_URL:http://127.0.0.1:$SANDBOX_PORT/_sandbox/hooks/thank-you" \
-  --var "SHOPIFY_API_BASE:http://127.0.0.1:$SANDBOX_PORT" &
+  --var "SHOPIFY_API_BASE:http://127.0.0.1:$SANDBOX_PORT" \
+  --var "TURNSTILE_SITEVERIFY_URL:http://127.0.0.1:$SANDBOX_PORT/turnstile/v0/siteverify" &
 pids+=($!)
 
 for _ in $(seq 1 300); do

@@ -180,6 +180,10 @@ pub struct HeldItem {
     /// Context for the agent that came with it (a widget's opening message, say).
     #[serde(default)]
     pub note: Option<String>,
+    /// The store it was routed to when it arrived (it goes there, whatever routes the
+    /// message that later brings the phone).
+    #[serde(default)]
+    pub location_uid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,6 +300,7 @@ mod tests {
             text: t.into(),
             attachments: vec![],
             note: None,
+            location_uid: None,
         };
         let mut held = Vec::new();
         assert!(hold(&mut held, item("a"), &p));

@@ -50,6 +50,7 @@ pub async fn state(State(sb): State<Shared>) -> Json<Value> {
         "messages": g.messages,
         "attachments": g.attachments,
         "token_refreshes": g.token_refreshes,
+        "refreshes_presented": g.refreshes_presented,
         "tokens_valid": g.tokens.values().filter(|exp| now < **exp).count(),
         "requests": g.requests,
         "faults_pending": g.faults,
@@ -358,6 +359,8 @@ struct SettingsPatch {
     upsert_race_window_ms: Option<u64>,
     rotate_refresh_tokens: Option<bool>,
     invite_initial_status: Option<DeliveryStatus>,
+    random_fault_percent: Option<u32>,
+    random_fault_statuses: Option<Vec<u16>>,
 }
 
 /// `GET /_sandbox/config`.
@@ -386,7 +389,26 @@ pub async fn set_config(State(sb): State<Shared>, body: Bytes) -> Result<Json<Va
     if let Some(v) = p.invite_initial_status {
         s.invite_initial_status = v;
     }
+    if let Some(v) = p.random_fault_percent {
+        if v > 100 {
+            return Err(ApiError::invalid_request(
+                "random_fault_percent must be 0 to 100",
+            ));
+        }
+        s.random_fault_percent = v;
+    }
+    if let Some(v) = p.random_fault_statuses {
+        s.random_fault_statuses = v;
+    }
     Ok(Json(json!({ "settings": g.settings })))
+}
+
+/// `POST /_sandbox/refresh-tokens`: a new valid refresh token, as a merchant's fresh
+/// OAuth authorization would give (tests of replacing `PODIUM_REFRESH_TOKEN`).
+pub async fn mint_refresh_token(State(sb): State<Shared>) -> Json<Value> {
+    let token = format!("sandbox-refresh-{}", crate::util::random_hex(12));
+    sb.lock().refresh_tokens.insert(token.clone(), None);
+    Json(json!({ "refresh_token": token }))
 }
 
 /// Slack answers `ok` / `invalid_payload` as plain text; so do we.

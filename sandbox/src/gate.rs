@@ -153,7 +153,11 @@ pub async fn gate(State(sb): State<Shared>, req: Request, next: Next) -> Respons
         return finish(&sb, &meta, ApiError::unauthorized(msg).into_response());
     }
 
-    let fault = sb.lock().take_fault(&meta.method, &meta.path);
+    let fault = {
+        let mut g = sb.lock();
+        g.take_fault(&meta.method, &meta.path)
+            .or_else(|| g.random_fault(&meta.path))
+    };
     meta.faulted = fault.is_some();
     let delay = Duration::from_millis(fault.as_ref().map_or(0, |f| f.delay_ms));
     if let Some(f) = fault.filter(|f| !(200..300).contains(&f.status)) {

@@ -111,9 +111,17 @@ pub async fn search(
         .invites
         .iter()
         .rev()
-        .filter(|i| phone.as_ref().is_none_or(|p| i.phone.as_deref() == Some(p.as_str())))
+        .filter(|i| {
+            phone
+                .as_ref()
+                .is_none_or(|p| i.phone.as_deref() == Some(p.as_str()))
+        })
         .filter(|i| location.as_ref().is_none_or(|l| i.location_uid == *l))
-        .filter(|i| email.as_ref().is_none_or(|e| i.email.as_deref() == Some(e.as_str())))
+        .filter(|i| {
+            email
+                .as_ref()
+                .is_none_or(|e| i.email.as_deref() == Some(e.as_str()))
+        })
         .map(Invite::to_json)
         .collect();
     Json(json!({ "data": data }))

@@ -63,7 +63,10 @@ pub fn router(sb: Shared) -> Router {
         )
         .route("/v4/locations", get(locations::list))
         .route("/v4/locations/{uid}", get(locations::get))
-        .route("/v4/reviews/invites", post(invites::create).get(invites::search))
+        .route(
+            "/v4/reviews/invites",
+            post(invites::create).get(invites::search),
+        )
         .route("/v4/reviews/invites/{uid}", get(invites::get))
         // `{id}.json`: the path parameter takes the whole segment; the handler strips it.
         .route(
@@ -85,6 +88,10 @@ pub fn router(sb: Shared) -> Router {
         )
         .route("/_sandbox/reset", post(control::reset))
         .route("/_sandbox/expire-tokens", post(control::expire_tokens))
+        .route(
+            "/_sandbox/refresh-tokens",
+            post(control::mint_refresh_token),
+        )
         .route("/_sandbox/contacts/{phone}/opt-out", post(control::opt_out))
         .route("/_sandbox/contacts/{phone}/opt-in", post(control::opt_in))
         .route(

@@ -96,6 +96,9 @@ fn issue(sb: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiErro
     g.tokens
         .insert(access.clone(), now + Duration::from_secs(ttl));
     g.token_refreshes += 1;
+    // Which refresh token each refresh presented (a test double may keep it: tests check
+    // that a new PODIUM_REFRESH_TOKEN supersedes a rotated one the gateway stored).
+    g.refreshes_presented.push(presented.to_owned());
     let refresh = if g.settings.rotate_refresh_tokens {
         let new = format!("sbx_rt_{}", random_hex(24));
         if let Some(until) = g.refresh_tokens.get_mut(presented) {

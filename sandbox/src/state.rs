@@ -66,6 +66,14 @@ pub struct Settings {
     /// `deliveryStatus` of a newly created review invite.
     #[serde(default)]
     pub invite_initial_status: DeliveryStatus,
+    /// Percentage (0–100) of `/v4/*` calls answered at random with one of `random_fault_statuses`
+    /// *instead of* being processed (load tests: a flaky Podium that never half-does a
+    /// call). 0 disables.
+    #[serde(default)]
+    pub random_fault_percent: u32,
+    /// Statuses for random faults; a 429 comes without `Retry-After` half the time.
+    #[serde(default)]
+    pub random_fault_statuses: Vec<u16>,
 }
 
 impl Default for Settings {
@@ -76,6 +84,8 @@ impl Default for Settings {
             upsert_race_window_ms: 25,
             rotate_refresh_tokens: false,
             invite_initial_status: DeliveryStatus::Pending,
+            random_fault_percent: 0,
+            random_fault_statuses: Vec::new(),
         }
     }
 }
@@ -358,6 +368,8 @@ pub struct Inner {
     pub messages: Vec<Value>,
     pub attachments: Vec<Value>,
     pub token_refreshes: u64,
+    /// The refresh token each refresh presented, in order.
+    pub refreshes_presented: Vec<String>,
     pub requests: VecDeque<RequestRecord>,
     pub faults: Vec<FaultRule>,
     pub alerts: Vec<Value>,
@@ -398,6 +410,39 @@ impl Inner {
     }
 
     /// Pops the next injected response for this request, if any.
+    /// A random fault for a `/v4/*` call, per `random_fault_percent`.
+    pub fn random_fault(&self, path: &str) -> Option<FaultResponse> {
+        let ratio = f64::from(self.settings.random_fault_percent.min(100)) / 100.0;
+        if !path.starts_with("/v4/")
+            || ratio <= 0.0
+            || self.settings.random_fault_statuses.is_empty()
+        {
+            return None;
+        }
+        let roll = crate::util::random_unit();
+        if roll >= ratio {
+            return None;
+        }
+        let statuses = &self.settings.random_fault_statuses;
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let pick = ((roll / ratio) * statuses.len() as f64) as usize;
+        let status = *statuses.get(pick.min(statuses.len() - 1))?;
+        let retry_after =
+            (status == 429 && crate::util::random_unit() < 0.5).then(|| Value::from(1));
+        Some(FaultResponse {
+            status,
+            code: None,
+            message: Some(format!("random fault ({status})")),
+            retry_after,
+            delay_ms: 0,
+            body: None,
+        })
+    }
+
     pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultResponse> {
         let idx = self.faults.iter().position(|r| r.matches(method, path))?;
         let rule = self.faults.get_mut(idx)?;

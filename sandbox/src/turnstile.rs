@@ -37,7 +37,13 @@ fn fields(headers: &HeaderMap, body: &[u8]) -> Map<String, Value> {
 
 pub async fn siteverify(State(sb): State<Shared>, headers: HeaderMap, body: Bytes) -> Json<Value> {
     let f = fields(&headers, &body);
-    let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+    let text = |k: &str| {
+        f.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
     let (secret, response) = (text("secret"), text("response"));
     let (kind, errors): (&str, Vec<&str>) = if secret.is_empty() {
         ("none", vec!["missing-input-secret"])

@@ -73,6 +73,15 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// A uniformly random number in `[0, 1)`.
+pub fn random_unit() -> f64 {
+    let mut b = [0_u8; 8];
+    fill_random(&mut b);
+    #[allow(clippy::cast_precision_loss)]
+    let v = (u64::from_le_bytes(b) >> 11) as f64 / (1_u64 << 53) as f64;
+    v
+}
+
 /// `n` random bytes as hex.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];

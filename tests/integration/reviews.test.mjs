@@ -137,6 +137,29 @@ describe('the refund buffer and the fire-time checks (F8, F12)', () => {
     assert.equal(refused.created_ms, refused.updated_ms, 'skipped when scheduled, not at fire time');
   });
 
+  test('STOP arriving while the Shopify re-check is slow → no invite (the opt-out is read last, in the phone\'s object, right before the POST)', async () => {
+    const phone = auPhone();
+    const order = orderPayload({ phone: phone.e164 });
+    await putOrder(gw, order.id, { phone: phone.e164 });
+    const orderPath = `/admin/api/2025-01/orders/${order.id}.json`;
+    // Shopify answers the fire-time re-check after 5 s; the STOP comes in meanwhile.
+    await gw.sandbox.fault({ method: 'GET', path: orderPath, status: 200, delay_ms: 5000 });
+    await fulfil(gw, order);
+    const scheduled = await waitForOrderState(gw, phone.e164, order.id, 'scheduled');
+    await sleep(Math.max(0, scheduled.fire_at_ms - Date.now()) + 1500);
+    const stop = await textedIn(phone.e164, 'STOP');
+    const stoppedAt = Date.now();
+    assert.equal(stop.status, 200, stop.text);
+    const skipped = await waitForOrderState(gw, phone.e164, order.id, ['skipped', 'sent', 'failed']);
+    assert.equal(skipped.state, 'skipped', JSON.stringify(skipped));
+    assert.equal(skipped.reason.code, 'opted_out', JSON.stringify(skipped));
+    await sleep(500);
+    assert.deepEqual(await invitesFor(gw, phone.e164), [], 'no invite');
+    const [get] = (await gw.sandbox.state()).requests.filter((r) => r.path === orderPath);
+    // The re-check reached Shopify before the STOP and was answered 5 s later, after it.
+    assert.ok(get.at_ms < stoppedAt && stoppedAt < get.at_ms + 5000, `the STOP arrived while the re-check was waiting for Shopify (${get.at_ms}, ${stoppedAt})`);
+  });
+
   test('an order that no longer exists in Shopify → skipped (order_not_found)', async () => {
     const phone = auPhone();
     const order = orderPayload({ phone: phone.e164 });

@@ -27,9 +27,9 @@ export function testConfig(patch = {}) {
     rate_limits: {
       per_session: { burst: 1000, per_minute: 100000 },
     },
-    // One confirmation per new session, as before the per-phone window existed (tests
-    // of the window set it).
-    auto_texts: { per_phone_window_ms: 0 },
+    // One confirmation per new session, as before the per-phone window existed, and a
+    // breaker far above what a test sends (tests of the window and the breaker set them).
+    auto_texts: { per_phone_window_ms: 0, breaker: { max_per_window: 100000, window_ms: 600000, open_ms: 3600000 } },
     // Well above what a test sends, so the gateway's own pacing (300/min in production)
     // does not turn a 400-request test into a minute-long one.
     podium: { requests_per_minute: 6000, timeout_ms: 3000 },

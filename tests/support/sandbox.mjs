@@ -103,5 +103,7 @@ export async function startSandbox({ args = [], timeoutMs = 30_000 } = {}) {
     reset: (body) => call('POST', '/_sandbox/reset', body),
     expireTokens: () => call('POST', '/_sandbox/expire-tokens'),
     config: (patch) => call('POST', '/_sandbox/config', patch),
+    /** A new valid refresh token (a merchant's fresh OAuth authorization). */
+    mintRefreshToken: async () => (await call('POST', '/_sandbox/refresh-tokens')).refresh_token,
   };
 }

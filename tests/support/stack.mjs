@@ -230,5 +230,5 @@ async function startStackUnlocked({ timeoutMs = 180_000, vars = {}, persistTo, l
     await stop();
     throw err;
   }
-  return { url, port, persist, stop, log: () => log };
+  return { url, port, persist, stop, log: () => log, processes: () => groupMembers(child.pid) };
 }

@@ -2,9 +2,9 @@
 //! the browser origin allow-list with preflight, the optional CSRF header, Turnstile,
 //! bounded body reads, and the per-client limits of Cloudflare's Rate Limiting bindings.
 
-use futures_util::StreamExt;
 use gateway_core::Problem;
 use serde_json::{json, Value};
+use wasm_bindgen::JsCast;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 use crate::error::AppError;
@@ -148,17 +148,33 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
         return Err(too_large(limit));
     }
     let mut body: Vec<u8> = Vec::new();
-    let Ok(mut stream) = req.stream() else {
+    let Some(raw) = req.inner().body() else {
         return Ok(body); // no body at all
     };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if body.len().saturating_add(chunk.len()) > limit {
+    let mut stream = wasm_streams::ReadableStream::from_raw(raw.unchecked_into());
+    let mut reader = stream.get_reader();
+    loop {
+        let chunk = reader
+            .read()
+            .await
+            .map_err(|e| AppError::Internal(format!("reading the body: {e:?}")))?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        let bytes = js_sys::Uint8Array::new(&chunk);
+        let len = bytes.length() as usize;
+        if body.len().saturating_add(len) > limit {
+            // Tell the runtime the rest is not wanted (the connection is not left
+            // holding an unread body), and answer now.
+            let _ = reader.cancel().await;
             return Err(too_large(limit));
         }
-        body.extend_from_slice(&chunk);
+        let start = body.len();
+        body.resize(start + len, 0);
+        if let Some(dst) = body.get_mut(start..) {
+            bytes.copy_to(dst);
+        }
     }
-    Ok(body)
 }
 
 /// Read a JSON body of at most `limit` bytes: 415 for another type, 413 as above.

@@ -336,6 +336,12 @@ fn held_jobs(
 ) -> Vec<JobKind> {
     let mut jobs = Vec::new();
     for item in items {
+        // To the store the message was routed to when it arrived.
+        let mut route = route.clone();
+        if let Some(uid) = &item.location_uid {
+            route.location_uid.clone_from(uid);
+        }
+        let route = &route;
         let body = match &item.note {
             Some(note) if item.text.trim().is_empty() => note.clone(),
             Some(note) => format!("{note}\n\n{}", item.text),
@@ -497,6 +503,7 @@ pub async fn pipeline(
                 text: text.clone(),
                 attachments: attachments_held.clone(),
                 note: inbound.note.clone(),
+                location_uid: Some(route.location_uid.clone()),
             }),
         },
     )

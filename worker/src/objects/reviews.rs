@@ -86,6 +86,16 @@ async fn log_event(
     .await
 }
 
+/// How long after an uncertain invite call its outcome is read: a call Podium is still
+/// working on when we stop waiting may land later, so wait two of its timeouts (and at
+/// least the retry policy's first step) before concluding there is no invite.
+fn verify_delay_ms(config: &gateway_core::config::GatewayConfig) -> i64 {
+    i64::from(config.podium.timeout_ms)
+        .saturating_mul(2)
+        .max(config.retry.base_ms)
+        .max(1_000)
+}
+
 impl ReviewSchedule {
     fn ctx(&self) -> Ctx {
         Ctx::new(self.env.clone())
@@ -403,7 +413,7 @@ impl ReviewSchedule {
                 reviews.uncertain(
                     id,
                     &format!("Podium answered {status} {detail}"),
-                    now.saturating_add(config.retry.base_ms.max(1_000)),
+                    now.saturating_add(verify_delay_ms(config)),
                     now,
                 );
                 self.save(&reviews).await?;
@@ -476,7 +486,7 @@ impl ReviewSchedule {
                 reviews.uncertain(
                     id,
                     &format!("no answer from Podium: {detail}"),
-                    now.saturating_add(config.retry.base_ms.max(1_000)),
+                    now.saturating_add(verify_delay_ms(config)),
                     now,
                 );
                 self.save(&reviews).await?;
