@@ -23,6 +23,7 @@ pub mod review;
 pub mod routing;
 pub mod session;
 pub mod signature;
+mod text;
 pub mod time;
 pub mod webhook;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use phonenumber::metadata::{Database, Descriptor, Metadata};
 
-use crate::pattern::{self, Compiled};
+use crate::pattern::{self, Compiled, Parsed};
 
 /// The number types, in the order `core::phone` checks them (the crate's order):
 /// premium rate, toll free, shared cost, VoIP, personal, pager, UAN, voicemail, fixed
@@ -43,6 +43,20 @@ pub struct RegionModel {
     pub lengths: [u32; 10],
 }
 
+impl RegionModel {
+    /// The region's patterns in the order of its block in the tables: national prefix
+    /// for parsing, IDD, leading digits, general description, then the ten types.
+    pub fn slots(&self) -> [Option<usize>; 14] {
+        let mut out = [None; 14];
+        out[0] = self.npfp;
+        out[1] = self.idd;
+        out[2] = self.leading;
+        out[3] = Some(self.general);
+        out[4..].copy_from_slice(&self.types);
+        out
+    }
+}
+
 /// Everything the generated tables hold.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -53,25 +67,41 @@ pub struct Model {
     /// Grouped by country code (ascending); within a code in the crate's order (the main
     /// country first), which decides which region a number is checked against.
     pub regions: Vec<RegionModel>,
+    /// Every distinct pattern, compiled with [`Model::sets`].
     pub patterns: Vec<Compiled>,
+    /// The most used digit sets, written as one-byte tokens (at most 128).
+    pub sets: Vec<u16>,
 }
 
 #[derive(Default)]
 struct Interner {
     index: HashMap<String, usize>,
-    patterns: Vec<Compiled>,
+    patterns: Vec<Parsed>,
+    /// How many regions refer to each pattern.
+    uses: Vec<usize>,
 }
 
 impl Interner {
     fn add(&mut self, raw: &str, what: &str) -> Result<usize, String> {
-        let compiled = pattern::compile(raw).map_err(|e| format!("{what}: {e}"))?;
-        if let Some(&i) = self.index.get(&compiled.source) {
+        let parsed = pattern::parse(raw).map_err(|e| format!("{what}: {e}"))?;
+        if let Some(&i) = self.index.get(parsed.source()) {
+            if let Some(n) = self.uses.get_mut(i) {
+                *n += 1;
+            }
             return Ok(i);
         }
         let i = self.patterns.len();
-        self.index.insert(compiled.source.clone(), i);
-        self.patterns.push(compiled);
+        self.index.insert(parsed.source().to_owned(), i);
+        self.patterns.push(parsed);
+        self.uses.push(1);
         Ok(i)
+    }
+
+    fn groups(&self, i: usize) -> u8 {
+        self.patterns
+            .get(i)
+            .and_then(|p| p.compile(&[]).ok())
+            .map_or(0, |c| c.groups)
     }
 }
 
@@ -91,11 +121,29 @@ pub fn build(db: &Database, version: &str, source: &str) -> Result<Model, String
     if regions.is_empty() {
         return Err("the metadata has no territories".into());
     }
+    // The 128 sets used most often (counting every region's copy, as the tables store
+    // one copy per region) get one-byte tokens; ties broken by value, so the choice is
+    // deterministic.
+    let mut counts: HashMap<u16, usize> = HashMap::new();
+    for (p, uses) in interner.patterns.iter().zip(&interner.uses) {
+        for set in p.sets() {
+            *counts.entry(set).or_default() += uses;
+        }
+    }
+    let mut by_use: Vec<(u16, usize)> = counts.into_iter().collect();
+    by_use.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let sets: Vec<u16> = by_use.into_iter().take(128).map(|(s, _)| s).collect();
+    let patterns = interner
+        .patterns
+        .iter()
+        .map(|p| p.compile(&sets).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Model {
         version: version.to_owned(),
         source: source.to_owned(),
         regions,
-        patterns: interner.patterns,
+        patterns,
+        sets,
     })
 }
 
@@ -115,9 +163,7 @@ fn region(meta: &Metadata, interner: &mut Interner) -> Result<RegionModel, Strin
         .national_prefix_for_parsing()
         .map(|p| interner.add(p.as_str(), &what("nationalPrefixForParsing")))
         .transpose()?;
-    let npfp_groups = npfp
-        .and_then(|i| interner.patterns.get(i))
-        .map_or(0, |c| c.groups);
+    let npfp_groups = npfp.map_or(0, |i| interner.groups(i));
     let transform = meta
         .national_prefix_transform_rule()
         .unwrap_or_default()

@@ -10,6 +10,7 @@ use std::fmt;
 #[path = "../../core/src/phone/bytecode.rs"]
 #[allow(dead_code)]
 mod bytecode;
+pub use bytecode::TERM;
 use bytecode::*;
 
 /// Why a pattern was refused.
@@ -45,8 +46,21 @@ pub struct Compiled {
     pub groups: u8,
 }
 
-/// Parse and compile one pattern.
+/// Parse and compile one pattern, without a table of common sets.
 pub fn compile(pattern: &str) -> Result<Compiled, PatternError> {
+    parse(pattern)?.compile(&[])
+}
+
+/// A pattern parsed and checked, ready to compile.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    source: String,
+    ast: Alternation,
+    groups: u8,
+}
+
+/// Parse one pattern (refusing anything outside the subset).
+pub fn parse(pattern: &str) -> Result<Parsed, PatternError> {
     let source: String = pattern.chars().filter(|c| !c.is_whitespace()).collect();
     let mut parser = Parser {
         src: source.as_bytes(),
@@ -58,11 +72,6 @@ pub fn compile(pattern: &str) -> Result<Compiled, PatternError> {
         at,
         reason,
     })?;
-    let err = |reason: String| PatternError {
-        pattern: source.clone(),
-        at: source.len(),
-        reason,
-    };
     if parser.pos != source.len() {
         return Err(PatternError {
             pattern: source.clone(),
@@ -71,20 +80,62 @@ pub fn compile(pattern: &str) -> Result<Compiled, PatternError> {
         });
     }
     if usize::from(parser.groups) > MAX_GROUPS {
-        return Err(err(format!("more than {MAX_GROUPS} capture groups")));
+        return Err(PatternError {
+            at: source.len(),
+            reason: format!("more than {MAX_GROUPS} capture groups"),
+            pattern: source,
+        });
     }
-    let program = compile_alternation(&ast);
-    if program.len() > MAX_PROGRAM_LEN {
-        return Err(err(format!(
-            "compiles to {} bytes, more than {MAX_PROGRAM_LEN}",
-            program.len()
-        )));
-    }
-    Ok(Compiled {
+    Ok(Parsed {
         groups: parser.groups,
-        program,
+        ast,
         source,
     })
+}
+
+impl Parsed {
+    /// The pattern with whitespace removed.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Every digit set of two or more digits (other than `\d`) the pattern uses, with
+    /// repeats: what a table of common sets is chosen from.
+    pub fn sets(&self) -> Vec<u16> {
+        fn walk(alts: &Alternation, out: &mut Vec<u16>) {
+            for item in alts.iter().flatten() {
+                match &item.node {
+                    Node::Set(mask) if mask.count_ones() > 1 && *mask != 0x3FF => out.push(*mask),
+                    Node::Group(inner, _) => walk(inner, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.ast, &mut out);
+        out
+    }
+
+    /// Compile, writing a set found in `sets` (at most 128) as the one-byte token
+    /// `SET_TABLE + i`.
+    pub fn compile(&self, sets: &[u16]) -> Result<Compiled, PatternError> {
+        let program = compile_alternation(&self.ast, sets);
+        if program.len() > MAX_PROGRAM_LEN || sets.len() > 128 {
+            return Err(PatternError {
+                pattern: self.source.clone(),
+                at: self.source.len(),
+                reason: format!(
+                    "compiles to {} bytes, more than {MAX_PROGRAM_LEN}",
+                    program.len()
+                ),
+            });
+        }
+        Ok(Compiled {
+            groups: self.groups,
+            program,
+            source: self.source.clone(),
+        })
+    }
 }
 
 /// Alternatives, each a sequence of quantified items.
@@ -280,46 +331,54 @@ impl Parser<'_> {
     }
 }
 
-fn atom(mask: u16) -> Vec<u8> {
+fn atom(mask: u16, sets: &[u16]) -> Vec<u8> {
     if mask == 0x3FF {
         vec![ANY]
     } else if mask.count_ones() == 1 {
         // `trailing_zeros` of a one-bit mask below 2^10 is the digit, < 10.
         vec![u8::try_from(mask.trailing_zeros()).unwrap_or(0)]
+    } else if let Some(i) = sets
+        .iter()
+        .position(|s| *s == mask)
+        .and_then(|i| u8::try_from(i).ok())
+    {
+        vec![SET_TABLE + i]
     } else {
         let [lo, hi] = mask.to_le_bytes();
         vec![SET_0 + hi, lo]
     }
 }
 
-fn compile_alternation(alts: &Alternation) -> Vec<u8> {
+fn compile_alternation(alts: &Alternation, sets: &[u16]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, seq) in alts.iter().enumerate() {
         if i > 0 {
             out.push(BAR);
         }
         for item in seq {
-            compile_item(item, &mut out);
+            compile_item(item, sets, &mut out);
         }
     }
     out
 }
 
-fn compile_item(item: &Item, out: &mut Vec<u8>) {
+fn compile_item(item: &Item, sets: &[u16], out: &mut Vec<u8>) {
     let Item { node, min, max } = item;
     let (min, max) = (*min, *max);
     match node {
         Node::End => out.push(END),
+        // `\d{n}`, the most common item of all, in one byte.
+        Node::Set(0x3FF) if min == max && min >= 2 => out.push(ANY_N + min),
         Node::Set(mask) => {
             match (min, max) {
                 (1, 1) => {}
                 (0, 1) => out.push(OPT),
                 _ => out.extend([REP, (min << 4) | max]),
             }
-            out.extend(atom(*mask));
+            out.extend(atom(*mask, sets));
         }
         Node::Group(alts, capture) => {
-            let body = compile_alternation(alts);
+            let body = compile_alternation(alts, sets);
             let (open, open_opt, close) = match capture {
                 Some(g) => (OPEN_CAP + g - 1, OPEN_CAP_OPT + g - 1, CLOSE_CAP + g - 1),
                 None => (OPEN, OPEN_OPT, CLOSE),
@@ -350,7 +409,9 @@ mod tests {
     #[test]
     fn compiles_the_subset() {
         let c = compile("[2-9]\\d{9}").unwrap();
-        assert_eq!(c.program, vec![SET_0 + 3, 0xFC, REP, 0x99, ANY]);
+        assert_eq!(c.program, vec![SET_0 + 3, 0xFC, ANY_N + 9]);
+        let c = parse("[2-9]\\d{1,9}").unwrap().compile(&[0x3FC]).unwrap();
+        assert_eq!(c.program, vec![SET_TABLE, REP, 0x19, ANY]);
         assert_eq!(c.groups, 0);
         let c = compile(" 0 (1\\d)? ").unwrap();
         assert_eq!(c.source, "0(1\\d)?");

@@ -14,7 +14,7 @@ use phonenumber::metadata::Metadata;
 use regex::Regex;
 
 use super::matcher::{self, Anchor, Scratch};
-use super::metadata::{self as tables, NONE};
+use super::metadata::{self as tables, Slot};
 use super::reference;
 use super::{parse, Normalized, PhoneError};
 
@@ -295,37 +295,29 @@ fn the_compiled_engine_gives_the_reference_verdict_on_every_case() {
 #[test]
 fn the_tables_are_compiled_from_the_reference_metadata() {
     let model = phonegen::model::build(reference::db(), tables::version(), "test").unwrap();
-    assert_eq!(model.patterns.len(), tables::pattern_count());
-    for (i, p) in model.patterns.iter().enumerate() {
-        assert_eq!(
-            tables::program(i as u16),
-            Some(p.program.as_slice()),
-            "pattern {i}: {}",
-            p.source
-        );
+    assert_eq!(
+        model.sets.len(),
+        (0..=255u8).filter_map(tables::common_set).count()
+    );
+    for (i, set) in model.sets.iter().enumerate() {
+        assert_eq!(tables::common_set(i as u8), Some(*set));
     }
     assert_eq!(model.regions.len(), tables::all().len());
+    let slots = [Slot::Npfp, Slot::Idd, Slot::LeadingDigits, Slot::General]
+        .into_iter()
+        .chain((0..10).map(Slot::Type));
+    let slots: Vec<Slot> = slots.collect();
     for (r, ours) in model.regions.iter().zip(tables::all()) {
-        let idx = |p: Option<usize>| p.map_or(NONE, |i| i as u16);
         assert_eq!(ours.iso().unwrap_or("001"), r.id);
         assert_eq!(ours.code, r.code, "{}", r.id);
         assert_eq!(ours.national_prefix(), r.national_prefix, "{}", r.id);
         assert_eq!(ours.transform(), r.transform, "{}", r.id);
-        assert_eq!(
-            (ours.npfp, ours.npfp_groups),
-            (idx(r.npfp), r.npfp_groups),
-            "{}",
-            r.id
-        );
-        assert_eq!(
-            (ours.idd, ours.leading),
-            (idx(r.idd), idx(r.leading)),
-            "{}",
-            r.id
-        );
-        assert_eq!(ours.general, r.general as u16, "{}", r.id);
+        assert_eq!(ours.npfp_groups, r.npfp_groups, "{}", r.id);
+        for (slot, want) in slots.iter().zip(r.slots()) {
+            let want = want.map(|i| model.patterns[i].program.as_slice());
+            assert_eq!(ours.pattern(*slot), want, "{} {slot:?}", r.id);
+        }
         for t in 0..10 {
-            assert_eq!(ours.types[t], idx(r.types[t]), "{} type {t}", r.id);
             assert_eq!(ours.lengths(t), r.lengths[t], "{} type {t}", r.id);
         }
     }

@@ -150,13 +150,21 @@ impl Vm<'_> {
                 });
             };
             let next = match op {
-                0..=ANY | SET_0..=SET_3 => {
+                0..=ANY | SET_0..=SET_3 | SET_TABLE.. => {
                     let (mask, len) = atom(self.program, pc)?;
                     if !self.digit_in(pos, mask) {
                         return None;
                     }
                     t.pos += 1;
                     pc + len
+                }
+                ANY_N..=ANY_N_LAST => {
+                    let n = usize::from(op - ANY_N);
+                    if !(0..n).all(|i| self.digit_in(pos + i, 0x3FF)) {
+                        return None;
+                    }
+                    t.pos = u8::try_from(pos + n).ok()?;
+                    pc + 1
                 }
                 END => {
                     if pos != self.input.len() {
@@ -271,6 +279,16 @@ impl Vm<'_> {
     }
 }
 
+/// Length of the program at the start of `block`: up to its `TERM` (skipping tokens,
+/// since a set's second byte may have any value).
+pub(super) fn program_len(block: &[u8]) -> Option<usize> {
+    let mut pc = 0;
+    while *block.get(pc)? != TERM {
+        pc += token_len(block, pc)?;
+    }
+    Some(pc)
+}
+
 /// The digit set of the one-digit token at `pc`, and its length.
 fn atom(program: &[u8], pc: usize) -> Option<(u16, usize)> {
     match *program.get(pc)? {
@@ -280,6 +298,7 @@ fn atom(program: &[u8], pc: usize) -> Option<(u16, usize)> {
             let lo = *program.get(pc + 1)?;
             Some(((u16::from(op - SET_0) << 8) | u16::from(lo), 2))
         }
+        op @ SET_TABLE.. => Some((super::metadata::common_set(op - SET_TABLE)?, 1)),
         _ => None,
     }
 }

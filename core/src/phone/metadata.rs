@@ -2,39 +2,59 @@
 //! and by country code, their prefixes and rules, and pattern programs by number. All
 //! static data: nothing is built at run time.
 
-use super::data;
+use super::{data, matcher};
 
-/// "This region has no such pattern."
-pub(super) const NONE: u16 = u16::MAX;
-
-/// Number types per region, in the order they are checked (see `data.rs`).
-pub(super) const TYPES: usize = 10;
 /// Index of the fixed-line type.
 pub(super) const FIXED_LINE: usize = 8;
 /// Index of the mobile type.
 pub(super) const MOBILE: usize = 9;
 
-/// One region's metadata; pattern fields are program numbers (or [`NONE`]), string and
-/// length fields index `data::STRINGS` and `data::LENGTHS`.
+/// A region's patterns, in the order of its block in `data::PROGRAMS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Slot {
+    /// National prefix for parsing.
+    Npfp,
+    Idd,
+    LeadingDigits,
+    General,
+    /// Number type `t` (0..TYPES); the engine walks them with [`Region::types`].
+    #[cfg_attr(not(test), allow(dead_code))]
+    Type(usize),
+}
+
+impl Slot {
+    fn bit(self) -> usize {
+        match self {
+            Slot::Npfp => 0,
+            Slot::Idd => 1,
+            Slot::LeadingDigits => 2,
+            Slot::General => 3,
+            Slot::Type(t) => 4 + t,
+        }
+    }
+}
+
+/// One region's metadata: its patterns are a block of `data::PROGRAMS` (one bit of
+/// `slots` per pattern present, each program ended by `TERM`, each number type's
+/// followed by its length set's index in `data::LENGTHS`); string fields index
+/// `data::STRINGS`.
 #[derive(Debug)]
 pub(super) struct Region {
     /// ISO 3166 alpha-2, or `00` for a non-geographic entity (libphonenumber's `001`).
     pub id: [u8; 2],
     pub code: u16,
     pub national_prefix: u8,
-    /// National prefix for parsing, and how many capture groups it has.
-    pub npfp: u16,
+    /// Capture groups of the national prefix for parsing.
     pub npfp_groups: u8,
     pub transform: u8,
-    pub idd: u16,
-    pub leading: u16,
-    pub general: u16,
-    pub types: [u16; TYPES],
-    pub lengths: [u8; TYPES],
+    pub slots: u16,
+    /// Offset of the region's block in `data::PROGRAMS`.
+    pub block: u16,
 }
 
 impl Region {
     /// The ISO code, or `None` for a non-geographic entity.
+    #[cfg(test)]
     pub(super) fn iso(&self) -> Option<&str> {
         if self.id == *b"00" {
             return None;
@@ -51,13 +71,49 @@ impl Region {
         string(self.transform)
     }
 
-    /// Possible lengths of number type `t`, bit n = length n; 0 when none are given.
+    /// The program of one of the region's patterns, if it has that pattern.
+    pub(super) fn pattern(&self, slot: Slot) -> Option<&'static [u8]> {
+        let bit = slot.bit();
+        self.programs()
+            .take_while(|(b, _, _)| *b <= bit)
+            .find(|(b, _, _)| *b == bit)
+            .map(|(_, p, _)| p)
+    }
+
+    /// The number-type programs the region has, as (type, program, possible lengths:
+    /// bit n = length n, 0 when none are given), in checking order.
+    pub(super) fn types(&self) -> impl Iterator<Item = (usize, &'static [u8], u32)> {
+        self.programs()
+            .filter_map(|(bit, p, lengths)| Some((bit.checked_sub(4)?, p, lengths)))
+    }
+
+    /// The block's programs, as (slot bit, program, possible lengths).
+    fn programs(&self) -> impl Iterator<Item = (usize, &'static [u8], u32)> {
+        let slots = self.slots;
+        let mut at = usize::from(self.block);
+        (0..16usize)
+            .filter(move |b| slots & (1 << b) != 0)
+            .map_while(move |b| {
+                let rest = data::PROGRAMS.get(at..)?;
+                let len = matcher::program_len(rest)?;
+                let program = rest.get(..len)?;
+                at += len + 1;
+                let mut lengths = 0;
+                if b >= 4 {
+                    let index = *data::PROGRAMS.get(at)?;
+                    lengths = data::LENGTHS.get(usize::from(index)).copied()?;
+                    at += 1;
+                }
+                Some((b, program, lengths))
+            })
+    }
+
+    /// Possible lengths of number type `t` (0 when none are given, or no such type).
+    #[cfg(test)]
     pub(super) fn lengths(&self, t: usize) -> u32 {
-        self.lengths
-            .get(t)
-            .and_then(|&i| data::LENGTHS.get(usize::from(i)))
-            .copied()
-            .unwrap_or(0)
+        self.types()
+            .find(|(u, _, _)| *u == t)
+            .map_or(0, |(_, _, l)| l)
     }
 }
 
@@ -70,43 +126,36 @@ pub(super) fn version() -> &'static str {
     data::METADATA_VERSION
 }
 
-/// The region with ISO id `id` (upper case).
+/// The region with ISO id `id` (upper case): a binary search through `data::BY_ID`,
+/// the regions' indices in id order.
 pub(super) fn by_id(id: &str) -> Option<&'static Region> {
     let key: [u8; 2] = id.as_bytes().try_into().ok()?;
-    let i = data::BY_ID.binary_search_by_key(&key, |(k, _)| *k).ok()?;
-    let (_, region) = data::BY_ID.get(i)?;
-    data::REGIONS.get(usize::from(*region))
-}
-
-/// Every region sharing country code `code`, the main one first; empty if none.
-pub(super) fn by_code(code: u16) -> &'static [Region] {
-    data::CODES
-        .binary_search_by_key(&code, |(c, _, _)| *c)
-        .ok()
-        .and_then(|i| data::CODES.get(i))
-        .and_then(|&(_, start, count)| {
-            let start = usize::from(start);
-            data::REGIONS.get(start..start + usize::from(count))
+    let i = data::BY_ID
+        .binary_search_by(|&r| {
+            data::REGIONS
+                .get(usize::from(r))
+                .map_or([0; 2], |r| r.id)
+                .cmp(&key)
         })
-        .unwrap_or(&[])
+        .ok()?;
+    data::REGIONS.get(usize::from(*data::BY_ID.get(i)?))
 }
 
-/// The program of pattern `index`.
-pub(super) fn program(index: u16) -> Option<&'static [u8]> {
-    let i = usize::from(index);
-    let start = usize::from(*data::PROGRAM_STARTS.get(i)?);
-    let end = usize::from(*data::PROGRAM_STARTS.get(i + 1)?);
-    data::PROGRAMS.get(start..end)
+/// Every region sharing country code `code`, the main one first; empty if none
+/// (`data::REGIONS` is sorted by code).
+pub(super) fn by_code(code: u16) -> &'static [Region] {
+    let start = data::REGIONS.partition_point(|r| r.code < code);
+    let end = data::REGIONS.partition_point(|r| r.code <= code);
+    data::REGIONS.get(start..end).unwrap_or(&[])
+}
+
+/// The digit set of the one-byte set token `i`.
+pub(super) fn common_set(i: u8) -> Option<u16> {
+    data::SETS.get(usize::from(i)).copied()
 }
 
 /// Every region (for tests that walk the whole table).
 #[cfg(test)]
 pub(super) fn all() -> &'static [Region] {
     &data::REGIONS
-}
-
-/// Number of compiled patterns (for tests).
-#[cfg(test)]
-pub(super) fn pattern_count() -> usize {
-    data::PROGRAM_STARTS.len() - 1
 }

@@ -33,7 +33,7 @@ mod reference;
 use std::fmt;
 
 use matcher::{Anchor, Match, Scratch};
-use metadata::{Region, NONE, TYPES};
+use metadata::{Region, Slot};
 
 /// Inputs longer than this (in characters) are refused before any parsing.
 pub const MAX_INPUT_CHARS: usize = 64;
@@ -43,27 +43,26 @@ pub const MAX_INPUT_CHARS: usize = 64;
 pub const MAX_EXTENSION_DIGITS: usize = 7;
 
 /// Why a phone number was refused. Every variant has a stable [`PhoneError::code`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhoneError {
-    #[error("enter a phone number")]
     Empty,
-    #[error("that is longer than {MAX_INPUT_CHARS} characters, too long to be a phone number")]
     InputTooLong,
-    #[error("that is not a phone number")]
     NotANumber,
-    #[error("that country calling code does not exist")]
     InvalidCountryCode,
-    #[error("that number is too short")]
     TooShort,
-    #[error("that number is too long")]
     TooLong,
-    #[error("that is not a valid number for {region}")]
     InvalidForRegion { region: String },
-    #[error("start the number with + and the country code: the store's country is not known")]
     RegionRequired,
-    #[error("{0:?} is not a known ISO 3166 region code")]
     UnknownRegion(String),
 }
+
+impl fmt::Display for PhoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for PhoneError {}
 
 impl PhoneError {
     /// Stable machine-readable code (part of the public API: never rename).
@@ -78,6 +77,38 @@ impl PhoneError {
             PhoneError::InvalidForRegion { .. } => "phone_invalid_for_region",
             PhoneError::RegionRequired => "phone_region_required",
             PhoneError::UnknownRegion(_) => "phone_unknown_region",
+        }
+    }
+
+    /// The message for people (also the `Display`), built without `core::fmt` so the
+    /// browser module need not carry it.
+    pub fn message(&self) -> String {
+        match self {
+            PhoneError::Empty => "enter a phone number".into(),
+            PhoneError::InputTooLong => {
+                let mut m = "that is longer than ".to_owned();
+                crate::text::push_uint(&mut m, MAX_INPUT_CHARS as u64);
+                m.push_str(" characters, too long to be a phone number");
+                m
+            }
+            PhoneError::NotANumber => "that is not a phone number".into(),
+            PhoneError::InvalidCountryCode => "that country calling code does not exist".into(),
+            PhoneError::TooShort => "that number is too short".into(),
+            PhoneError::TooLong => "that number is too long".into(),
+            PhoneError::InvalidForRegion { region } => {
+                let mut m = "that is not a valid number for ".to_owned();
+                m.push_str(region);
+                m
+            }
+            PhoneError::RegionRequired => {
+                "start the number with + and the country code: the store's country is not known"
+                    .into()
+            }
+            PhoneError::UnknownRegion(raw) => {
+                let mut m = crate::text::quoted(raw);
+                m.push_str(" is not a known ISO 3166 region code");
+                m
+            }
         }
     }
 }
@@ -142,7 +173,9 @@ pub fn normalize(raw: &str, default_region: Option<&str>) -> Result<E164, PhoneE
 
 /// Like [`normalize`], but also returns the extension split off the input.
 pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Normalized, PhoneError> {
-    if raw.len() > MAX_INPUT_CHARS * 4 || raw.chars().count() > MAX_INPUT_CHARS {
+    // Characters are the bytes that do not continue a UTF-8 sequence.
+    let chars = raw.bytes().filter(|b| b & 0xC0 != 0x80).count();
+    if raw.len() > MAX_INPUT_CHARS * 4 || chars > MAX_INPUT_CHARS {
         return Err(PhoneError::InputTooLong);
     }
     let region = match default_region.map(str::trim).filter(|r| !r.is_empty()) {
@@ -209,24 +242,16 @@ struct Engine {
 }
 
 impl Engine {
-    /// Whether pattern `index` matches all of `s`.
-    fn full(&mut self, index: u16, s: &str) -> bool {
-        metadata::program(index).is_some_and(|p| {
-            matcher::run(p, s.as_bytes(), Anchor::Full, &mut self.scratch).is_some()
-        })
-    }
-
-    /// The match of pattern `index` at the start of `s` (leftmost-first, like
+    /// The match of `program` at the start of `s` (leftmost-first, like
     /// libphonenumber's `lookingAt` and the regex crate's anchored `find`).
-    fn prefix(&mut self, index: u16, s: &str) -> Option<Match> {
-        let program = metadata::program(index)?;
-        matcher::run(program, s.as_bytes(), Anchor::Prefix, &mut self.scratch)
+    fn prefix(&mut self, program: Option<&[u8]>, s: &str) -> Option<Match> {
+        matcher::run(program?, s.as_bytes(), Anchor::Prefix, &mut self.scratch)
     }
 
     /// If `digits` start with this region's international dialling prefix (IDD) and
     /// what follows could be a country code, return what follows.
     fn strip_idd<'a>(&mut self, region: &Region, digits: &'a str) -> Option<&'a str> {
-        let end = self.prefix(region.idd, digits)?.end;
+        let end = self.prefix(region.pattern(Slot::Idd), digits)?.end;
         let rest = digits.get(end..)?;
         // libphonenumber's rule: a country code never starts with 0, so "0" after an
         // apparent IDD means it was a national number after all.
@@ -250,7 +275,7 @@ impl Engine {
     /// without `+`).
     fn national(&mut self, digits: &str, region: &'static Region) -> Result<String, PhoneError> {
         let candidates = [strip_national_prefix(region.code, digits), Some(digits)];
-        self.pick(region.code, &candidates, region.iso(), |e| {
+        self.pick(region.code, &candidates, Some(region.id), |e| {
             e.crate_national(digits, region)
         })
     }
@@ -261,7 +286,7 @@ impl Engine {
         &mut self,
         code: u16,
         candidates: &[Option<&str>],
-        region: Option<&str>,
+        region: Option<[u8; 2]>,
         fallback: impl FnOnce(&mut Self) -> Fallback,
     ) -> Result<String, PhoneError> {
         for nsn in candidates.iter().flatten() {
@@ -292,27 +317,37 @@ impl Engine {
             return false;
         }
         for region in metadata::by_code(code) {
-            if region.leading == NONE {
-                if self.has_valid_type(region, nsn) {
-                    return true;
+            match region.pattern(Slot::LeadingDigits) {
+                None if self.has_valid_type(region, nsn) => return true,
+                None => {}
+                Some(leading) if self.prefix(Some(leading), nsn).is_some() => {
+                    return self.has_valid_type(region, nsn);
                 }
-            } else if self.prefix(region.leading, nsn).is_some() {
-                return self.has_valid_type(region, nsn);
+                Some(_) => {}
             }
         }
         false
     }
 
     fn has_valid_type(&mut self, region: &Region, nsn: &str) -> bool {
-        if !self.full(region.general, nsn) {
+        self.has_type(region, nsn, Anchor::Full)
+    }
+
+    /// The general pattern and one number type's pattern (with one of its possible
+    /// lengths, if it gives any) match `nsn`: in full, or (the crate's way) at its start.
+    fn has_type(&mut self, region: &Region, nsn: &str, anchor: Anchor) -> bool {
+        let mut matches = |program: Option<&[u8]>| {
+            program.is_some_and(|p| {
+                matcher::run(p, nsn.as_bytes(), anchor, &mut self.scratch).is_some()
+            })
+        };
+        if !matches(region.pattern(Slot::General)) {
             return false;
         }
         let len_bit = 1u32.checked_shl(u32::try_from(nsn.len()).unwrap_or(u32::MAX));
-        (0..TYPES).any(|t| {
-            let pattern = region.types.get(t).copied().unwrap_or(NONE);
-            let lengths = region.lengths(t);
+        region.types().any(|(_, pattern, lengths)| {
             let length_ok = lengths == 0 || len_bit.is_some_and(|bit| lengths & bit != 0);
-            pattern != NONE && length_ok && self.full(pattern, nsn)
+            length_ok && matches(Some(pattern))
         })
     }
 
@@ -336,11 +371,7 @@ impl Engine {
         if digits.starts_with('0') {
             return Fallback::InvalidCountryCode;
         }
-        let Some((code, national)) = (1..=3).find_map(|len| {
-            let code: u16 = digits.get(..len)?.parse().ok()?;
-            let rest = digits.get(len..)?;
-            (!metadata::by_code(code).is_empty()).then_some((code, rest))
-        }) else {
+        let Some((code, national)) = split_country_code(digits) else {
             return Fallback::InvalidCountryCode;
         };
         let region = self.crate_source_for(code, national.trim_start_matches('0'));
@@ -355,7 +386,7 @@ impl Engine {
     /// the region's IDD (the caller tried that first).
     fn crate_national(&mut self, digits: &str, region: &'static Region) -> Fallback {
         let mut after_idd = None;
-        if let Some(m) = self.prefix(region.idd, digits) {
+        if let Some(m) = self.prefix(region.pattern(Slot::Idd), digits) {
             let rest = digits.get(m.end..).unwrap_or_default();
             if !rest.starts_with('0') {
                 after_idd = Some(rest);
@@ -368,10 +399,7 @@ impl Engine {
                 if rest.len() <= 2 {
                     return Fallback::Other;
                 }
-                let Some(split) = (1..=3).find_map(|len| {
-                    let c: u16 = rest.get(..len)?.parse().ok()?;
-                    (!metadata::by_code(c).is_empty()).then_some((c, rest.get(len..)?))
-                }) else {
+                let Some(split) = split_country_code(rest) else {
                     return Fallback::InvalidCountryCode;
                 };
                 split
@@ -382,7 +410,7 @@ impl Engine {
             // the general description no lengths (phonegen refuses metadata that does).
             None => {
                 let mut cc = String::with_capacity(3);
-                push_decimal(&mut cc, region.code);
+                crate::text::push_uint(&mut cc, u64::from(region.code));
                 (
                     region.code,
                     digits.strip_prefix(cc.as_str()).unwrap_or(digits),
@@ -402,12 +430,13 @@ impl Engine {
             return Some(only);
         }
         for region in regions {
-            if region.leading == NONE {
-                if self.crate_number_type_known(region, national) {
-                    return Some(region);
+            match region.pattern(Slot::LeadingDigits) {
+                None if self.crate_number_type_known(region, national) => return Some(region),
+                None => {}
+                Some(leading) if self.prefix(Some(leading), national).is_some() => {
+                    return Some(region)
                 }
-            } else if self.prefix(region.leading, national).is_some() {
-                return Some(region);
+                Some(_) => {}
             }
         }
         None
@@ -415,38 +444,29 @@ impl Engine {
 
     /// The crate's `number_type(…) != Unknown`.
     fn crate_number_type_known(&mut self, region: &Region, national: &str) -> bool {
-        if self.prefix(region.general, national).is_none() {
-            return false;
-        }
-        let len_bit = 1u32.checked_shl(u32::try_from(national.len()).unwrap_or(u32::MAX));
-        (0..TYPES).any(|t| {
-            let pattern = region.types.get(t).copied().unwrap_or(NONE);
-            let lengths = region.lengths(t);
-            let length_ok = lengths == 0 || len_bit.is_some_and(|bit| lengths & bit != 0);
-            pattern != NONE && length_ok && self.prefix(pattern, national).is_some()
-        })
+        self.has_type(region, national, Anchor::Prefix)
     }
 
     /// The crate's national-prefix handling: the national prefix for parsing (with its
     /// transform rule), then the plain national prefix once more.
     fn crate_strip_prefixes(&mut self, region: &Region, national: &str) -> String {
-        let mut out = self.crate_prefix_for_parsing(region, national);
+        let out = self.crate_prefix_for_parsing(region, national);
         let prefix = region.national_prefix();
-        if !prefix.is_empty() && out.starts_with(prefix) {
-            out.drain(..prefix.len());
+        match out.strip_prefix(prefix).filter(|_| !prefix.is_empty()) {
+            Some(rest) => rest.to_owned(),
+            None => out,
         }
-        out
     }
 
     fn crate_prefix_for_parsing(&mut self, region: &Region, national: &str) -> String {
-        if region.npfp == NONE {
+        let Some(npfp) = region.pattern(Slot::Npfp) else {
             let prefix = region.national_prefix();
             return match national.strip_prefix(prefix).filter(|_| !prefix.is_empty()) {
                 Some(rest) => rest.to_owned(),
                 None => national.to_owned(),
             };
-        }
-        let Some(m) = self.prefix(region.npfp, national) else {
+        };
+        let Some(m) = self.prefix(Some(npfp), national) else {
             return national.to_owned();
         };
         let rest = national.get(m.end..).unwrap_or_default();
@@ -473,8 +493,9 @@ impl Engine {
             }
         }
         transformed.push_str(rest);
-        let viable = self.prefix(region.general, national).is_some();
-        if viable && self.prefix(region.general, &transformed).is_none() {
+        let general = region.pattern(Slot::General);
+        let viable = self.prefix(general, national).is_some();
+        if viable && self.prefix(general, &transformed).is_none() {
             return national.to_owned();
         }
         transformed
@@ -487,21 +508,37 @@ fn crate_national_number(code: u16, national: String) -> Fallback {
     if national.len() < 2 || national.len() > 17 {
         return Fallback::Other;
     }
+    // At most 17 digits: no overflow.
     let value = national.trim_start_matches('0');
-    match value.parse::<u64>() {
-        Ok(v) if v < 1 << 56 => Fallback::Number {
-            code,
-            nsn: national,
-        },
-        _ => Fallback::Other,
+    let v = value
+        .bytes()
+        .fold(0u64, |v, b| v * 10 + u64::from(b.wrapping_sub(b'0')));
+    if value.is_empty() || v >= 1 << 56 {
+        return Fallback::Other;
     }
+    Fallback::Number {
+        code,
+        nsn: national,
+    }
+}
+
+/// A country code (1 to 3 ASCII digits, leading zeros allowed as `str::parse` allows them).
+fn decimal(digits: &str) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        digits
+            .bytes()
+            .fold(0u16, |v, b| v * 10 + u16::from(b - b'0')),
+    )
 }
 
 /// `61412345678` → (61, `412345678`): country codes are prefix-free, 1 to 3 digits.
 /// (`01…` reads as code 1, as it always has.)
 fn split_country_code(digits: &str) -> Option<(u16, &str)> {
     (1..=3).find_map(|len| {
-        let code: u16 = digits.get(..len)?.parse().ok()?;
+        let code = decimal(digits.get(..len)?)?;
         let rest = digits.get(len..)?;
         (!metadata::by_code(code).is_empty()).then_some((code, rest))
     })
@@ -523,7 +560,7 @@ fn classify_invalid(
     code: u16,
     candidates: &[Option<&str>],
     extra: Option<&str>,
-    region: Option<&str>,
+    region: Option<[u8; 2]>,
 ) -> PhoneError {
     let regions = metadata::by_code(code);
     if regions.is_empty() {
@@ -533,9 +570,11 @@ fn classify_invalid(
     // numbers, not the general range (which includes 5-digit short codes in AU, say).
     // (Without either, the general description's lengths, which the metadata leaves
     // empty.)
-    let all = regions.iter().fold(0u32, |acc, r| {
-        acc | r.lengths(metadata::MOBILE) | r.lengths(metadata::FIXED_LINE)
-    });
+    let all = regions
+        .iter()
+        .flat_map(Region::types)
+        .filter(|(t, _, _)| *t == metadata::MOBILE || *t == metadata::FIXED_LINE)
+        .fold(0u32, |acc, (_, _, lengths)| acc | lengths);
     let lengths = || {
         candidates
             .iter()
@@ -553,9 +592,9 @@ fn classify_invalid(
             return PhoneError::TooLong;
         }
     }
-    let region = match region.or_else(|| regions.first().and_then(Region::iso)) {
-        Some(r) => r.to_owned(),
-        None => e164(code, ""),
+    let region = match region.or_else(|| regions.first().map(|r| r.id)) {
+        Some(id) if id != *b"00" => id.iter().map(|&b| char::from(b)).collect(),
+        _ => e164(code, ""),
     };
     PhoneError::InvalidForRegion { region }
 }
@@ -565,20 +604,9 @@ fn classify_invalid(
 fn e164(code: u16, nsn: &str) -> String {
     let mut out = String::with_capacity(4 + nsn.len());
     out.push('+');
-    push_decimal(&mut out, code);
+    crate::text::push_uint(&mut out, u64::from(code));
     out.push_str(nsn);
     out
-}
-
-fn push_decimal(out: &mut String, value: u16) {
-    let mut started = false;
-    for div in [10_000u16, 1_000, 100, 10, 1] {
-        let digit = (value / div) % 10;
-        if digit != 0 || started || div == 1 {
-            started = true;
-            out.push(char::from(b'0' + digit as u8));
-        }
-    }
 }
 
 /// The input reduced to what matters: a leading `+`, ASCII digits, an extension.
@@ -665,6 +693,15 @@ fn is_separator(c: char) -> bool {
         )
 }
 
+/// The last occurrence of the ASCII `needle` in `text` (a plain scan: `str::rfind`
+/// brings a two-way string searcher into the browser module for five short markers).
+fn rfind_ascii(text: &str, needle: &str) -> Option<usize> {
+    let (text, needle) = (text.as_bytes(), needle.as_bytes());
+    (0..=text.len().checked_sub(needle.len())?)
+        .rev()
+        .find(|&i| text.get(i..i + needle.len()) == Some(needle))
+}
+
 /// `tel:+61-412-345-678;ext=9` → (`+61-412-345-678;ext=9`, None);
 /// `tel:0412345678;phone-context=+61` → (`0412345678`, Some("61")).
 /// Parameters other than `ext` and a global `phone-context` are dropped.
@@ -688,7 +725,10 @@ fn split_extension(text: &str) -> Result<(&str, Option<String>), PhoneError> {
     let (text, ext_param) = match text.find(';') {
         None => (text, None),
         Some(i) => {
-            let (number, params) = text.split_at(i);
+            let (number, params) = (
+                text.get(..i).unwrap_or_default(),
+                text.get(i..).unwrap_or_default(),
+            );
             let ext = params
                 .split(';')
                 .find_map(|p| p.strip_prefix("ext=").map(str::to_owned));
@@ -697,7 +737,7 @@ fn split_extension(text: &str) -> Result<(&str, Option<String>), PhoneError> {
     };
     let marker_split = ["extension", "ext.", "ext", "x", "#"]
         .iter()
-        .find_map(|m| text.rfind(m).map(|i| (i, m.len())));
+        .find_map(|m| rfind_ascii(text, m).map(|i| (i, m.len())));
     let (number, raw_ext) = match (ext_param, marker_split) {
         (Some(ext), None) => (text, Some(ext)),
         (Some(_), Some(_)) => return Err(PhoneError::NotANumber),
@@ -918,6 +958,43 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert!(codes.iter().all(|c| c.starts_with("phone_")));
+    }
+
+    #[test]
+    fn messages_are_unchanged() {
+        let cases = [
+            (PhoneError::Empty, "enter a phone number".to_owned()),
+            (
+                PhoneError::InputTooLong,
+                format!("that is longer than {MAX_INPUT_CHARS} characters, too long to be a phone number"),
+            ),
+            (PhoneError::NotANumber, "that is not a phone number".into()),
+            (
+                PhoneError::InvalidCountryCode,
+                "that country calling code does not exist".into(),
+            ),
+            (PhoneError::TooShort, "that number is too short".into()),
+            (PhoneError::TooLong, "that number is too long".into()),
+            (
+                PhoneError::InvalidForRegion {
+                    region: "AU".into(),
+                },
+                "that is not a valid number for AU".into(),
+            ),
+            (
+                PhoneError::RegionRequired,
+                "start the number with + and the country code: the store's country is not known"
+                    .into(),
+            ),
+            (
+                PhoneError::UnknownRegion("Z\"Z".into()),
+                format!("{:?} is not a known ISO 3166 region code", "Z\"Z"),
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.message(), want);
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]
