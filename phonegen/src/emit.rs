@@ -110,6 +110,13 @@ pub fn render(model: &Model) -> Result<String, String> {
         model.version
     );
     let _ = writeln!(w);
+    let _ = writeln!(w, "/// Number of regions (and non-geographic entities).");
+    let _ = writeln!(
+        w,
+        "pub(super) const REGION_COUNT: usize = {};",
+        model.regions.len()
+    );
+    let _ = writeln!(w);
     let _ = writeln!(
         w,
         "/// National prefixes and transform rules (index 0: none)."
@@ -164,11 +171,7 @@ pub fn render(model: &Model) -> Result<String, String> {
         w,
         "/// The trailing comment gives the pattern numbers (listed above [`PROGRAMS`])."
     );
-    let _ = writeln!(
-        w,
-        "pub(super) static REGIONS: [Region; {}] = [",
-        model.regions.len()
-    );
+    let _ = writeln!(w, "pub(super) static REGIONS: [Region; REGION_COUNT] = [");
     for (r, offset) in model.regions.iter().zip(&offsets) {
         let slots = r.slots();
         let mask = slots

@@ -195,5 +195,7 @@ fn health() -> std::result::Result<Response, AppError> {
         "status": "ok",
         "service": "podium-gateway",
         "version": VERSION,
+        // The libphonenumber metadata compiled into core::phone (see phonegen).
+        "phone_metadata_version": gateway_core::phone::metadata_version(),
     }))?)
 }

@@ -10,6 +10,9 @@ use super::metadata::Region;
 /// The libphonenumber metadata version these tables were compiled from.
 pub(super) const METADATA_VERSION: &str = "9.0.33";
 
+/// Number of regions (and non-geographic entities).
+pub(super) const REGION_COUNT: usize = 254;
+
 /// National prefixes and transform rules (index 0: none).
 pub(super) static STRINGS: [&str; 35] = [
     "", "1", "268$1", "264$1", "684$1", "246$1", "441$1", "242$1",
@@ -53,7 +56,7 @@ pub(super) static SETS: [u16; 128] = [
 /// `slots`: a bit per pattern present, in block order: national prefix for parsing,
 /// IDD, leading digits, general, then the types premium_rate, toll_free, shared_cost, voip, personal_number, pager, uan, voicemail, fixed_line, mobile.
 /// The trailing comment gives the pattern numbers (listed above [`PROGRAMS`]).
-pub(super) static REGIONS: [Region; 254] = [
+pub(super) static REGIONS: [Region; REGION_COUNT] = [
     Region { id: *b"US", code: 1, national_prefix: 1, npfp_groups: 0, transform: 0, slots: 0x313a, block: 0 }, // - 0 - 1 2 3 - - 4 - - - 5 5
     Region { id: *b"AG", code: 1, national_prefix: 1, npfp_groups: 1, transform: 2, slots: 0x33bf, block: 742 }, // 6 0 7 8 2 3 - 9 4 10 - - 11 12
     Region { id: *b"AI", code: 1, national_prefix: 1, npfp_groups: 1, transform: 3, slots: 0x333f, block: 973 }, // 13 0 14 15 2 3 - - 4 16 - - 17 18

@@ -7,8 +7,8 @@
 //! runs one twice. That is sound because nothing after a state depends on how it was
 //! reached (no backreferences; `$` depends on the position only), and the first arrival
 //! has the highest priority, so a second arrival can only repeat a failure. The work is
-//! thus at most ((program length + 1) × 2 × (input length + 1)) states, each costing at most
-//! one skip over the program.
+//! thus at most ((program length + 1) × 2 × (input length + 1)) states, each a constant
+//! amount of work (group boundaries come from the program's [`Jumps`]).
 
 use super::bytecode::*;
 
@@ -76,15 +76,95 @@ pub(super) struct Scratch {
     pub(super) steps: usize,
 }
 
-/// Match `program` against `input` (ASCII digits) from its start.
+/// Where each group's alternatives and end are, for one program: for every `OPEN…` and
+/// `BAR` token (and, at index `len`, the implicit top-level group), `next` is the next
+/// `BAR` or `CLOSE` of the same group and `close` the group's `CLOSE` (`len` at the top
+/// level). Built on a program's first use and kept (see `metadata.rs`), so the matcher
+/// jumps where it would otherwise skip token by token, which made a failing match on a
+/// long pattern cost its whole length.
+#[derive(Debug)]
+pub(super) struct Jumps {
+    next: Box<[u16]>,
+    close: Box<[u16]>,
+}
+
+impl Jumps {
+    /// One pass over the program with a stack of open groups; `None` if it is malformed.
+    pub(super) fn new(program: &[u8]) -> Option<Jumps> {
+        let n = program.len();
+        if n > MAX_PROGRAM_LEN {
+            return None;
+        }
+        let mut next = vec![0u16; n + 1].into_boxed_slice();
+        let mut close = vec![0u16; n + 1].into_boxed_slice();
+        // Each open group: its OPEN (or `n` for the top level) and its BARs so far.
+        let mut groups: Vec<Vec<usize>> = vec![vec![n]];
+        let mut pc = 0;
+        let mut finish = |members: &[usize], end: usize| -> Option<()> {
+            let end16 = u16::try_from(end).ok()?;
+            for (i, &m) in members.iter().enumerate() {
+                let following = members.get(i + 1).copied().unwrap_or(end);
+                *next.get_mut(m)? = u16::try_from(following).ok()?;
+                *close.get_mut(m)? = end16;
+            }
+            Some(())
+        };
+        while let Some(&op) = program.get(pc) {
+            match op {
+                OPEN..=OPEN_OPT | OPEN_CAP..=0x1F => groups.push(vec![pc]),
+                BAR => groups.last_mut()?.push(pc),
+                CLOSE | CLOSE_CAP..=0x23 => {
+                    let members = groups.pop()?;
+                    if groups.is_empty() {
+                        return None;
+                    }
+                    finish(&members, pc)?;
+                }
+                _ => {}
+            }
+            pc += token_len(program, pc)?;
+        }
+        let top = groups.pop()?;
+        if !groups.is_empty() {
+            return None;
+        }
+        finish(&top, n)?;
+        Some(Jumps { next, close })
+    }
+
+    fn next(&self, at: usize) -> Option<usize> {
+        self.next.get(at).map(|&x| usize::from(x))
+    }
+
+    fn close(&self, at: usize) -> Option<usize> {
+        self.close.get(at).map(|&x| usize::from(x))
+    }
+}
+
+/// Match `program` against `input` (ASCII digits) from its start, building its jump
+/// table for this one run (tests; the engine keeps each program's table).
+#[cfg(test)]
 pub(super) fn run(
     program: &[u8],
     input: &[u8],
     anchor: Anchor,
     scratch: &mut Scratch,
 ) -> Option<Match> {
+    scratch.steps = 0;
+    run_with(program, &Jumps::new(program)?, input, anchor, scratch)
+}
+
+/// Match `program` (with its [`Jumps`]) against `input` (ASCII digits) from its start.
+pub(super) fn run_with(
+    program: &[u8],
+    jumps: &Jumps,
+    input: &[u8],
+    anchor: Anchor,
+    scratch: &mut Scratch,
+) -> Option<Match> {
     let n = input.len();
-    if n > MAX_INPUT || program.len() > MAX_PROGRAM_LEN {
+    if n > MAX_INPUT || program.len() > MAX_PROGRAM_LEN || jumps.next.len() != program.len() + 1
+    {
         return None;
     }
     let width = n + 1;
@@ -97,6 +177,7 @@ pub(super) fn run(
     scratch.steps = 0;
     let mut vm = Vm {
         program,
+        jumps,
         input,
         width,
         scratch,
@@ -120,6 +201,7 @@ pub(super) fn run(
 
 struct Vm<'a> {
     program: &'a [u8],
+    jumps: &'a Jumps,
     input: &'a [u8],
     width: usize,
     scratch: &'a mut Scratch,
@@ -211,7 +293,7 @@ impl Vm<'_> {
                     let optional = op == OPEN_OPT || op >= OPEN_CAP_OPT;
                     if optional {
                         // Skipping the group is the last resort.
-                        let close = skip(self.program, pc + 1, false, &mut self.scratch.steps)?;
+                        let close = self.jumps.close(pc)?;
                         self.push(Thread {
                             pc: u16::try_from(close + 1).ok()?,
                             ..t
@@ -225,7 +307,7 @@ impl Vm<'_> {
                     pc + 1
                 }
                 // The alternative before this bar matched: go on after the group.
-                BAR => skip(self.program, pc + 1, false, &mut self.scratch.steps)?,
+                BAR => self.jumps.close(pc)?,
                 CLOSE => pc + 1,
                 CLOSE_CAP..=0x23 => {
                     t.caps.set(2 * usize::from(op - CLOSE_CAP) + 1, t.pos);
@@ -265,9 +347,14 @@ impl Vm<'_> {
         self.scratch.stack.push(t);
     }
 
-    /// An alternative starts at `start`: queue the next one of the same group, if any.
+    /// An alternative starts at `start` (after an `OPEN…` or `BAR` token, or at 0 for
+    /// the top level): queue the next one of the same group, if any.
     fn queue_next_alternative(&mut self, start: usize, t: Thread) -> Option<()> {
-        let at = skip(self.program, start, true, &mut self.scratch.steps)?;
+        let key = match start {
+            0 => self.program.len(),
+            s => s - 1,
+        };
+        let at = self.jumps.next(key)?;
         if self.program.get(at) == Some(&BAR) {
             self.push(Thread {
                 pc: u16::try_from(at).ok()?,
@@ -313,27 +400,6 @@ fn token_len(program: &[u8], pc: usize) -> Option<usize> {
     }
 }
 
-/// From `pc`, inside some group, find that group's end (`CLOSE`/`CLOSE_CAP`, or the
-/// program's end for the top level), or with `to_bar` its next `BAR` if that comes first.
-fn skip(program: &[u8], mut pc: usize, to_bar: bool, steps: &mut usize) -> Option<usize> {
-    let mut depth = 0usize;
-    while let Some(&op) = program.get(pc) {
-        *steps += 1;
-        match op {
-            OPEN..=OPEN_OPT | OPEN_CAP..=0x1F => depth += 1,
-            CLOSE | CLOSE_CAP..=0x23 => {
-                if depth == 0 {
-                    return Some(pc);
-                }
-                depth -= 1;
-            }
-            BAR if depth == 0 && to_bar => return Some(pc),
-            _ => {}
-        }
-        pc += token_len(program, pc)?;
-    }
-    Some(program.len())
-}
 
 #[cfg(test)]
 mod tests {
@@ -441,10 +507,9 @@ mod tests {
         }
     }
 
-    /// (states: program length + 1, × 2 kinds, × positions) × (one skip over the
-    /// program each).
+    /// States: (program length + 1) × 2 kinds × positions, each run at most once.
     fn bound(len: usize, n: usize) -> usize {
-        (len + 1) * 2 * (n + 1) * (len + 2)
+        (len + 1) * 2 * (n + 1)
     }
 
     /// Random patterns in the supported subset: digits, `\d`, classes, groups (plain,

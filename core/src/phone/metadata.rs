@@ -2,7 +2,10 @@
 //! and by country code, their prefixes and rules, and pattern programs by number. All
 //! static data: nothing is built at run time.
 
-use super::{data, matcher};
+use std::sync::OnceLock;
+
+use super::matcher::{self, Jumps};
+use super::data;
 
 /// Index of the fixed-line type.
 pub(super) const FIXED_LINE: usize = 8;
@@ -71,49 +74,122 @@ impl Region {
         string(self.transform)
     }
 
-    /// The program of one of the region's patterns, if it has that pattern.
-    pub(super) fn pattern(&self, slot: Slot) -> Option<&'static [u8]> {
-        let bit = slot.bit();
-        self.programs()
-            .take_while(|(b, _, _)| *b <= bit)
-            .find(|(b, _, _)| *b == bit)
-            .map(|(_, p, _)| p)
+    /// One of the region's patterns, if it has that pattern.
+    pub(super) fn pattern(&self, slot: Slot) -> Option<Pattern> {
+        self.pattern_at(slot.bit())
+    }
+
+    fn pattern_at(&self, bit: usize) -> Option<Pattern> {
+        static JUMPS: [OnceLock<Option<Jumps>>; data::REGION_COUNT * 14] =
+            [const { OnceLock::new() }; data::REGION_COUNT * 14];
+        let program = self.spans().get(bit).and_then(Span::program)?;
+        let jumps = JUMPS
+            .get(self.index() * 14 + bit)?
+            .get_or_init(|| Jumps::new(program))
+            .as_ref()?;
+        Some(Pattern { program, jumps })
+    }
+
+    /// This region's index in `data::REGIONS` (every `Region` is one of its elements).
+    fn index(&self) -> usize {
+        (self as *const Region as usize).wrapping_sub(data::REGIONS.as_ptr() as usize)
+            / std::mem::size_of::<Region>()
     }
 
     /// The number-type programs the region has, as (type, program, possible lengths:
     /// bit n = length n, 0 when none are given), in checking order.
-    pub(super) fn types(&self) -> impl Iterator<Item = (usize, &'static [u8], u32)> {
-        self.programs()
-            .filter_map(|(bit, p, lengths)| Some((bit.checked_sub(4)?, p, lengths)))
+    pub(super) fn types(&self) -> impl Iterator<Item = (usize, Pattern, u32)> + '_ {
+        self.spans()
+            .iter()
+            .skip(4)
+            .enumerate()
+            .filter(|(_, span)| span.present)
+            .filter_map(|(t, span)| {
+                let lengths = data::LENGTHS.get(usize::from(span.lengths)).copied()?;
+                Some((t, self.pattern_at(4 + t)?, lengths))
+            })
     }
 
-    /// The block's programs, as (slot bit, program, possible lengths).
-    fn programs(&self) -> impl Iterator<Item = (usize, &'static [u8], u32)> {
-        let slots = self.slots;
+    /// Where the region's programs are: found by walking its block on first use (one
+    /// skip over each program to its `TERM`), then kept, so a lookup is an index.
+    fn spans(&self) -> &'static Spans {
+        static SPANS: [OnceLock<Spans>; data::REGION_COUNT] =
+            [const { OnceLock::new() }; data::REGION_COUNT];
+        static EMPTY: Spans = [Span::NONE; 14];
+        match SPANS.get(self.index()) {
+            Some(cell) => cell.get_or_init(|| self.walk()),
+            None => &EMPTY,
+        }
+    }
+
+    fn walk(&self) -> Spans {
+        let mut spans = [Span::NONE; 14];
         let mut at = usize::from(self.block);
-        (0..16usize)
-            .filter(move |b| slots & (1 << b) != 0)
-            .map_while(move |b| {
-                let rest = data::PROGRAMS.get(at..)?;
-                let len = matcher::program_len(rest)?;
-                let program = rest.get(..len)?;
-                at += len + 1;
-                let mut lengths = 0;
-                if b >= 4 {
-                    let index = *data::PROGRAMS.get(at)?;
-                    lengths = data::LENGTHS.get(usize::from(index)).copied()?;
-                    at += 1;
-                }
-                Some((b, program, lengths))
-            })
+        for (b, span) in spans.iter_mut().enumerate() {
+            if self.slots & (1 << b) == 0 {
+                continue;
+            }
+            let Some(len) = data::PROGRAMS.get(at..).and_then(matcher::program_len) else {
+                break;
+            };
+            let (Ok(start), Ok(length)) = (u16::try_from(at), u16::try_from(len)) else {
+                break;
+            };
+            at += len + 1;
+            let mut lengths = 0;
+            if b >= 4 {
+                lengths = data::PROGRAMS.get(at).copied().unwrap_or(0);
+                at += 1;
+            }
+            *span = Span {
+                start,
+                len: length,
+                lengths,
+                present: true,
+            };
+        }
+        spans
     }
 
     /// Possible lengths of number type `t` (0 when none are given, or no such type).
     #[cfg(test)]
     pub(super) fn lengths(&self, t: usize) -> u32 {
-        self.types()
-            .find(|(u, _, _)| *u == t)
-            .map_or(0, |(_, _, l)| l)
+        self.types().find(|(u, _, _)| *u == t).map_or(0, |(_, _, l)| l)
+    }
+}
+
+/// A compiled pattern and its jump table.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pattern {
+    pub program: &'static [u8],
+    pub jumps: &'static Jumps,
+}
+
+/// Where one program sits in `data::PROGRAMS`, and its length set's index.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u16,
+    len: u16,
+    lengths: u8,
+    present: bool,
+}
+
+type Spans = [Span; 14];
+
+impl Span {
+    const NONE: Span = Span {
+        start: 0,
+        len: 0,
+        lengths: 0,
+        present: false,
+    };
+
+    fn program(&self) -> Option<&'static [u8]> {
+        if !self.present {
+            return None;
+        }
+        let start = usize::from(self.start);
+        data::PROGRAMS.get(start..start + usize::from(self.len))
     }
 }
 

@@ -33,7 +33,7 @@ mod reference;
 use std::fmt;
 
 use matcher::{Anchor, Match, Scratch};
-use metadata::{Region, Slot};
+use metadata::{Pattern, Region, Slot};
 
 /// Inputs longer than this (in characters) are refused before any parsing.
 pub const MAX_INPUT_CHARS: usize = 64;
@@ -244,8 +244,9 @@ struct Engine {
 impl Engine {
     /// The match of `program` at the start of `s` (leftmost-first, like
     /// libphonenumber's `lookingAt` and the regex crate's anchored `find`).
-    fn prefix(&mut self, program: Option<&[u8]>, s: &str) -> Option<Match> {
-        matcher::run(program?, s.as_bytes(), Anchor::Prefix, &mut self.scratch)
+    fn prefix(&mut self, pattern: Option<Pattern>, s: &str) -> Option<Match> {
+        let p = pattern?;
+        matcher::run_with(p.program, p.jumps, s.as_bytes(), Anchor::Prefix, &mut self.scratch)
     }
 
     /// If `digits` start with this region's international dialling prefix (IDD) and
@@ -336,19 +337,18 @@ impl Engine {
     /// The general pattern and one number type's pattern (with one of its possible
     /// lengths, if it gives any) match `nsn`: in full, or (the crate's way) at its start.
     fn has_type(&mut self, region: &Region, nsn: &str, anchor: Anchor) -> bool {
-        let mut matches = |program: Option<&[u8]>| {
-            program.is_some_and(|p| {
-                matcher::run(p, nsn.as_bytes(), anchor, &mut self.scratch).is_some()
+        let mut matches = |pattern: Option<Pattern>| {
+            pattern.is_some_and(|p| {
+                let input = nsn.as_bytes();
+                matcher::run_with(p.program, p.jumps, input, anchor, &mut self.scratch).is_some()
             })
         };
-        if !matches(region.pattern(Slot::General)) {
-            return false;
-        }
+        // Types first: their possible lengths rule most of them out without matching.
         let len_bit = 1u32.checked_shl(u32::try_from(nsn.len()).unwrap_or(u32::MAX));
         region.types().any(|(_, pattern, lengths)| {
             let length_ok = lengths == 0 || len_bit.is_some_and(|bit| lengths & bit != 0);
             length_ok && matches(Some(pattern))
-        })
+        }) && matches(region.pattern(Slot::General))
     }
 
     // ---- The `phonenumber` crate's reading, reproduced ----------------------------
