@@ -138,9 +138,9 @@ impl AttachmentPolicy {
         }
         for t in &mut self.allowed_types {
             *t = t.trim().to_ascii_lowercase();
-            let well_formed = t
-                .split_once('/')
-                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('/'));
+            let well_formed = text::split_once_byte(t, b'/').is_some_and(|(a, b)| {
+                !a.is_empty() && !b.is_empty() && !b.bytes().any(|c| c == b'/')
+            });
             if !well_formed {
                 return Err(PolicyError::BadType(t.clone()));
             }
@@ -149,7 +149,9 @@ impl AttachmentPolicy {
     }
 
     fn allows(&self, content_type: &str) -> bool {
-        let family = content_type.split('/').next().unwrap_or_default();
+        let family = text::split_byte(content_type, b'/')
+            .next()
+            .unwrap_or_default();
         self.allowed_types.iter().any(|allowed| {
             allowed == content_type
                 || allowed
@@ -247,7 +249,7 @@ pub fn check(
     let content_type = resolve_content_type(content_type, extension.as_deref());
     let refused_extension = extension
         .as_deref()
-        .is_some_and(|e| REFUSED_EXTENSIONS.split(' ').any(|r| r == e));
+        .is_some_and(|e| text::split_byte(REFUSED_EXTENSIONS, b' ').any(|r| r == e));
     if refused_extension || content_type.is_empty() || !policy.allows(&content_type) {
         return Err(AttachmentError::TypeNotAllowed {
             content_type: if content_type.is_empty() {
@@ -293,8 +295,7 @@ fn check_name(name: &str) -> Result<Option<String>, AttachmentError> {
     if bad {
         return Err(AttachmentError::InvalidName);
     }
-    Ok(name
-        .rsplit_once('.')
+    Ok(text::rsplit_once_byte(name, b'.')
         .map(|(_, ext)| ext.trim().to_ascii_lowercase())
         .filter(|ext| !ext.is_empty()))
 }
@@ -302,8 +303,7 @@ fn check_name(name: &str) -> Result<Option<String>, AttachmentError> {
 /// Lowercase, drop parameters (`; charset=…`), and infer from the extension when the
 /// client sent nothing useful.
 fn resolve_content_type(claimed: &str, extension: Option<&str>) -> String {
-    let claimed = claimed
-        .split(';')
+    let claimed = text::split_byte(claimed, b';')
         .next()
         .unwrap_or_default()
         .trim()
@@ -313,9 +313,8 @@ fn resolve_content_type(claimed: &str, extension: Option<&str>) -> String {
     }
     extension
         .and_then(|ext| {
-            TYPES_BY_EXTENSION
-                .split(' ')
-                .filter_map(|pair| pair.split_once('='))
+            text::split_byte(TYPES_BY_EXTENSION, b' ')
+                .filter_map(|pair| text::split_once_byte(pair, b'='))
                 .find(|(e, _)| *e == ext)
         })
         .map(|(_, t)| t.to_owned())

@@ -116,6 +116,49 @@ pub(crate) fn quoted(s: &str) -> String {
     out
 }
 
+/// `s` split at the first ASCII `sep`: `s.split_once(sep)` without the string searcher
+/// (and `memchr`) that char patterns bring into the browser module.
+pub(crate) fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// `s` split at the last ASCII `sep` (`s.rsplit_once(sep)`).
+pub(crate) fn rsplit_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().rposition(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// The pieces of `s` between ASCII `sep`s (`s.split(sep)`).
+pub(crate) fn split_byte(s: &str, sep: u8) -> SplitByte<'_> {
+    SplitByte { rest: Some(s), sep }
+}
+
+/// Iterator of [`split_byte`].
+#[derive(Debug)]
+pub(crate) struct SplitByte<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for SplitByte<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match split_once_byte(s, self.sep) {
+            Some((piece, rest)) => {
+                self.rest = Some(rest);
+                Some(piece)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +183,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn byte_splits_split_like_str(s in "[a;/. =é]{0,12}") {
+            for sep in [b';', b'/', b'.', b' ', b'='] {
+                let c = char::from(sep);
+                prop_assert_eq!(split_once_byte(&s, sep), s.split_once(c));
+                prop_assert_eq!(rsplit_once_byte(&s, sep), s.rsplit_once(c));
+                prop_assert_eq!(split_byte(&s, sep).collect::<Vec<_>>(), s.split(c).collect::<Vec<_>>());
+            }
+        }
+
         #[test]
         fn sizes_print_like_format(bytes in 0u64..(1 << 53), divisions in 0u32..4) {
             let mut v = bytes as f64;

@@ -10,14 +10,19 @@ pub fn render(model: &Model) -> Result<String, String> {
     if model.regions.len() > usize::from(u8::MAX) {
         return Err("more than 255 regions: widen the region index in core::phone".into());
     }
-    let mut geographic: Vec<(usize, &str)> = model
+    // Region ids must be unique (core::phone finds a region by scanning them).
+    let mut ids: Vec<&str> = model
         .regions
         .iter()
-        .enumerate()
-        .filter(|(_, r)| r.id != "001")
-        .map(|(i, r)| (i, r.id.as_str()))
+        .map(|r| r.id.as_str())
+        .filter(|id| *id != "001")
         .collect();
-    geographic.sort_by_key(|(_, id)| *id);
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != count {
+        return Err("two regions share an id".into());
+    }
     if model
         .regions
         .iter()
@@ -193,18 +198,6 @@ pub fn render(model: &Model) -> Result<String, String> {
             string_index(&r.transform),
             numbers.join(" "),
         );
-    }
-    let _ = writeln!(w, "];");
-    let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "/// Indices in [`REGIONS`] of the geographic regions, sorted by ISO id."
-    );
-    let _ = writeln!(w, "pub(super) static BY_ID: [u8; {}] = [", geographic.len());
-    for chunk in geographic.chunks(16) {
-        let row: Vec<String> = chunk.iter().map(|(i, _)| i.to_string()).collect();
-        let ids: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
-        let _ = writeln!(w, "    {}, // {}", row.join(", "), ids.join(" "));
     }
     let _ = writeln!(w, "];");
     let _ = writeln!(w);

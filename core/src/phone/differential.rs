@@ -315,7 +315,12 @@ fn the_tables_are_compiled_from_the_reference_metadata() {
         assert_eq!(ours.npfp_groups, r.npfp_groups, "{}", r.id);
         for (slot, want) in slots.iter().zip(r.slots()) {
             let want = want.map(|i| model.patterns[i].program.as_slice());
-            assert_eq!(ours.pattern(*slot).map(|p| p.program), want, "{} {slot:?}", r.id);
+            assert_eq!(
+                ours.pattern(*slot).map(|p| p.program),
+                want,
+                "{} {slot:?}",
+                r.id
+            );
         }
         for t in 0..10 {
             assert_eq!(ours.lengths(t), r.lengths[t], "{} type {t}", r.id);
@@ -457,4 +462,3 @@ fn verdicts_are_varied() {
         );
     }
 }
-

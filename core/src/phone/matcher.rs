@@ -163,8 +163,7 @@ pub(super) fn run_with(
     scratch: &mut Scratch,
 ) -> Option<Match> {
     let n = input.len();
-    if n > MAX_INPUT || program.len() > MAX_PROGRAM_LEN || jumps.next.len() != program.len() + 1
-    {
+    if n > MAX_INPUT || program.len() > MAX_PROGRAM_LEN || jumps.next.len() != program.len() + 1 {
         return None;
     }
     let width = n + 1;
@@ -399,7 +398,6 @@ fn token_len(program: &[u8], pc: usize) -> Option<usize> {
         _ => Some(1),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

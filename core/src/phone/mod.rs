@@ -246,7 +246,13 @@ impl Engine {
     /// libphonenumber's `lookingAt` and the regex crate's anchored `find`).
     fn prefix(&mut self, pattern: Option<Pattern>, s: &str) -> Option<Match> {
         let p = pattern?;
-        matcher::run_with(p.program, p.jumps, s.as_bytes(), Anchor::Prefix, &mut self.scratch)
+        matcher::run_with(
+            p.program,
+            p.jumps,
+            s.as_bytes(),
+            Anchor::Prefix,
+            &mut self.scratch,
+        )
     }
 
     /// If `digits` start with this region's international dialling prefix (IDD) and
@@ -709,11 +715,13 @@ fn strip_tel_uri(text: &str) -> (&str, Option<String>) {
     let Some(rest) = text.strip_prefix("tel:") else {
         return (text, None);
     };
-    let context = rest.split(';').skip(1).find_map(|param| {
-        let value = param.strip_prefix("phone-context=")?.strip_prefix('+')?;
-        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-        (!digits.is_empty()).then_some(digits)
-    });
+    let context = crate::text::split_byte(rest, b';')
+        .skip(1)
+        .find_map(|param| {
+            let value = param.strip_prefix("phone-context=")?.strip_prefix('+')?;
+            let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+            (!digits.is_empty()).then_some(digits)
+        });
     (rest.trim(), context)
 }
 
@@ -722,15 +730,14 @@ fn strip_tel_uri(text: &str) -> (&str, Option<String>) {
 /// whole input "not a number" (we never guess).
 fn split_extension(text: &str) -> Result<(&str, Option<String>), PhoneError> {
     // A `tel:` URI's own parameters (other than ext) end the number part.
-    let (text, ext_param) = match text.find(';') {
+    let (text, ext_param) = match text.bytes().position(|b| b == b';') {
         None => (text, None),
         Some(i) => {
             let (number, params) = (
                 text.get(..i).unwrap_or_default(),
                 text.get(i..).unwrap_or_default(),
             );
-            let ext = params
-                .split(';')
+            let ext = crate::text::split_byte(params, b';')
                 .find_map(|p| p.strip_prefix("ext=").map(str::to_owned));
             (number, ext)
         }
