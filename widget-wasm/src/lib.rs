@@ -39,6 +39,8 @@ export type AttachmentResult = { ok: true; contentType: string } | Refusal;
 export type MessageResult =
   | { ok: true; e164: string; extension?: string; attachmentTypes: string[] }
   | (Refusal & { problems: Refusal[] });
+/** validateMessage before the message module has loaded: await it for the verdict. */
+export type PendingMessageResult = { ok: true; pending: true } & PromiseLike<MessageResult | undefined>;
 /** Anything with `name`, `type` and `size` (a `File` works as it is). */
 export interface AttachmentLike { name: string; type: string; size: number }
 export interface AttachmentPolicy { max_bytes?: number; allowed_types?: string[]; max_count?: number }
@@ -61,8 +63,10 @@ export function load_message_validator() {
   return loading;
 }
 export function validate_message(envelope, region, policy) {
-  if (message === null) { load_message_validator(); return undefined; }
-  return message.validateMessage(envelope, region, policy);
+  if (message !== null) return message.validateMessage(envelope, region, policy);
+  const verdict = load_message_validator()
+    .then((ok) => (ok ? message.validateMessage(envelope, region, policy) : undefined));
+  return { ok: true, pending: true, then: (resolve, reject) => verdict.then(resolve, reject) };
 }
 "#)]
 extern "C" {
@@ -94,14 +98,14 @@ pub fn normalize_phone(
         return refusal("wrong_type", "the phone number must be a string");
     };
     match phone::parse(&raw, region.as_deref()) {
-        Ok(n) => {
-            let out = accepted();
-            set(&out, "e164", &JsValue::from_str(n.e164.as_str()));
+        Ok(n) => with_keys(|k| {
+            let out = accepted(k);
+            set(&out, &k.e164, &JsValue::from_str(n.e164.as_str()));
             if let Some(ext) = n.extension {
-                set(&out, "extension", &JsValue::from_str(&ext));
+                set(&out, &k.extension, &JsValue::from_str(&ext));
             }
             out.into()
-        }
+        }),
         Err(e) => refusal(e.code(), &e.message()),
     }
 }
@@ -128,23 +132,25 @@ pub fn check_attachment(
     let verdict = attachment::size_from_f64(size)
         .and_then(|size| attachment::check(&policy, &name, &content_type, size));
     match verdict {
-        Ok(accepted_file) => {
-            let out = accepted();
-            set(
-                &out,
-                "contentType",
-                &JsValue::from_str(&accepted_file.content_type),
-            );
+        Ok(accepted_file) => with_keys(|k| {
+            let out = accepted(k);
+            let content_type = JsValue::from_str(&accepted_file.content_type);
+            set(&out, &k.content_type, &content_type);
             out.into()
-        }
+        }),
         Err(e) => refusal(e.code(), &e.message()),
     }
 }
 
-/// Validate a whole webchat envelope exactly as the worker will, once the message
-/// module is loaded (`loadMessageValidator`); `undefined` before that (the first call
-/// starts loading it), which the snippet treats as "no verdict: the gateway decides".
-#[wasm_bindgen(js_name = validateMessage, unchecked_return_type = "MessageResult | undefined")]
+/// Validate a whole webchat envelope exactly as the worker will. Once the message
+/// module is loaded (`loadMessageValidator`, or `warmUp`) the verdict is returned as is;
+/// before that the call starts loading it and returns a pending result,
+/// `{ok: true, pending: true}`, that is also a promise of the verdict: `await` it, or
+/// (a synchronous caller) take it as "no refusal yet: the gateway decides".
+#[wasm_bindgen(
+    js_name = validateMessage,
+    unchecked_return_type = "MessageResult | PendingMessageResult"
+)]
 pub fn validate_message(
     #[wasm_bindgen(unchecked_param_type = "object | string")] envelope: JsValue,
     region: Option<RegionArg>,
@@ -266,20 +272,55 @@ fn get(target: &JsValue, key: &str) -> JsValue {
     Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn set(target: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+/// The result objects' keys, made into JS strings once (decoding a key from wasm
+/// memory on every call costs more than the phone check itself in some engines).
+struct Keys {
+    ok: JsValue,
+    e164: JsValue,
+    extension: JsValue,
+    code: JsValue,
+    message: JsValue,
+    content_type: JsValue,
 }
 
-fn accepted() -> Object {
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            ok: JsValue::from_str("ok"),
+            e164: JsValue::from_str("e164"),
+            extension: JsValue::from_str("extension"),
+            code: JsValue::from_str("code"),
+            message: JsValue::from_str("message"),
+            content_type: JsValue::from_str("contentType"),
+        }
+    }
+}
+
+fn with_keys<R>(f: impl FnOnce(&Keys) -> R) -> R {
+    thread_local! {
+        static KEYS: Keys = Keys::new();
+    }
+    // (`with` fails only once a thread is exiting; a wasm module's only thread never
+    // does.)
+    KEYS.with(f)
+}
+
+fn set(target: &Object, key: &JsValue, value: &JsValue) {
+    let _ = Reflect::set(target, key, value);
+}
+
+fn accepted(k: &Keys) -> Object {
     let out = Object::new();
-    set(&out, "ok", &JsValue::TRUE);
+    set(&out, &k.ok, &JsValue::TRUE);
     out
 }
 
 fn refusal(code: &str, message: &str) -> JsValue {
-    let out = Object::new();
-    set(&out, "ok", &JsValue::FALSE);
-    set(&out, "code", &JsValue::from_str(code));
-    set(&out, "message", &JsValue::from_str(message));
-    out.into()
+    with_keys(|k| {
+        let out = Object::new();
+        set(&out, &k.ok, &JsValue::FALSE);
+        set(&out, &k.code, &JsValue::from_str(code));
+        set(&out, &k.message, &JsValue::from_str(message));
+        out.into()
+    })
 }

@@ -345,6 +345,7 @@ fn every_compiled_pattern_matches_like_the_regex_crate() {
     let mut checked = 0usize;
     let mut max_steps = 0usize;
     for p in &model.patterns {
+        let jumps = matcher::Jumps::new(&p.program).unwrap();
         let full = Regex::new(&format!("^(?:{})$", p.source)).unwrap();
         let prefix = Regex::new(&format!("^(?:{})", p.source)).unwrap();
         let mut inputs: Vec<String> = (0..=19)
@@ -368,6 +369,13 @@ fn every_compiled_pattern_matches_like_the_regex_crate() {
                 p.source
             );
             let ours = matcher::run(&p.program, input.as_bytes(), Anchor::Prefix, &mut scratch);
+            if ours.is_some() {
+                assert!(
+                    !jumps.excludes(input.as_bytes()),
+                    "first digit of {input:?} in {:?}",
+                    p.source
+                );
+            }
             max_steps = max_steps.max(scratch.steps);
             let theirs = prefix.captures(input);
             assert_eq!(

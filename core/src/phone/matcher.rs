@@ -25,6 +25,9 @@ pub(super) const MAX_INPUT: usize = 32;
 pub(super) enum Anchor {
     Full,
     Prefix,
+    /// Whether the input could begin a match: running out of input counts as success
+    /// (and `$` is taken on trust). Used to find a program's possible first digits.
+    Partial,
 }
 
 /// Start and end of each capture group (`UNSET` when the group did not take part).
@@ -86,6 +89,9 @@ pub(super) struct Scratch {
 pub(super) struct Jumps {
     next: Box<[u16]>,
     close: Box<[u16]>,
+    /// The digits a non-empty input can start with and still match (bit d = digit d):
+    /// lets the engine skip a pattern without running it.
+    first: u16,
 }
 
 impl Jumps {
@@ -129,7 +135,30 @@ impl Jumps {
             return None;
         }
         finish(&top, n)?;
-        Some(Jumps { next, close })
+        let mut jumps = Jumps {
+            next,
+            close,
+            first: 0x3FF,
+        };
+        let mut scratch = Scratch::default();
+        jumps.first = (0..10u8)
+            .filter(|d| {
+                let input = [b'0' + d];
+                run_with(program, &jumps, &input, Anchor::Partial, &mut scratch).is_some()
+            })
+            .fold(0, |m, d| m | (1 << d));
+        Some(jumps)
+    }
+
+    /// Whether a match of the program on `input` is ruled out by its first digit.
+    pub(super) fn excludes(&self, input: &[u8]) -> bool {
+        match input.first() {
+            Some(b) => {
+                let d = b.wrapping_sub(b'0');
+                d < 10 && self.first & (1 << d) == 0
+            }
+            None => false,
+        }
     }
 
     fn next(&self, at: usize) -> Option<usize> {
@@ -225,11 +254,19 @@ impl Vm<'_> {
                 continue;
             }
             let Some(&op) = self.program.get(pc) else {
-                return (anchor == Anchor::Prefix || pos == self.input.len()).then_some(Match {
+                return (anchor != Anchor::Full || pos == self.input.len()).then_some(Match {
                     end: pos,
                     captures: t.caps,
                 });
             };
+            let consumes =
+                matches!(op, 0..=ANY | SET_0..=SET_3 | SET_TABLE.. | ANY_N..=ANY_N_LAST | REP);
+            if anchor == Anchor::Partial && consumes && pos == self.input.len() {
+                return Some(Match {
+                    end: pos,
+                    captures: t.caps,
+                });
+            }
             let next = match op {
                 0..=ANY | SET_0..=SET_3 | SET_TABLE.. => {
                     let (mask, len) = atom(self.program, pc)?;
@@ -241,6 +278,15 @@ impl Vm<'_> {
                 }
                 ANY_N..=ANY_N_LAST => {
                     let n = usize::from(op - ANY_N);
+                    let available = self.input.len().saturating_sub(pos);
+                    if anchor == Anchor::Partial && available < n {
+                        return (0..available)
+                            .all(|i| self.digit_in(pos + i, 0x3FF))
+                            .then_some(Match {
+                                end: self.input.len(),
+                                captures: t.caps,
+                            });
+                    }
                     if !(0..n).all(|i| self.digit_in(pos + i, 0x3FF)) {
                         return None;
                     }
@@ -248,7 +294,7 @@ impl Vm<'_> {
                     pc + 1
                 }
                 END => {
-                    if pos != self.input.len() {
+                    if pos != self.input.len() && anchor != Anchor::Partial {
                         return None;
                     }
                     pc + 1
@@ -275,7 +321,11 @@ impl Vm<'_> {
                         count += 1;
                     }
                     if count < min {
-                        return None;
+                        let ran_out = pos + count == self.input.len();
+                        return (anchor == Anchor::Partial && ran_out).then_some(Match {
+                            end: pos + count,
+                            captures: t.caps,
+                        });
                     }
                     // Fewer repetitions are the fallbacks, the most promising popped first.
                     for c in min..count {
@@ -572,6 +622,7 @@ mod tests {
                 // More than four capture groups: out of the subset.
                 return Ok(());
             };
+            let jumps = Jumps::new(&compiled.program).unwrap();
             let full_re = Regex::new(&format!("^(?:{p})$")).unwrap();
             let prefix_re = Regex::new(&format!("^(?:{p})")).unwrap();
             let mut s = Scratch::default();
@@ -582,6 +633,10 @@ mod tests {
                 let ours = run(&compiled.program, input.as_bytes(), Anchor::Prefix, &mut s);
                 prop_assert!(s.steps <= bound(compiled.program.len(), input.len()));
                 let theirs = prefix_re.captures(input);
+                // The first-digit filter never rules out an input that matches.
+                if theirs.is_some() {
+                    prop_assert!(!jumps.excludes(input.as_bytes()), "{} on {}", p, input);
+                }
                 prop_assert_eq!(ours.map(|m| m.end), theirs.as_ref().and_then(|c| c.get(0)).map(|m| m.end()), "prefix {} on {}", p, input);
                 if let (Some(m), Some(c)) = (ours, theirs) {
                     for g in 1..=usize::from(compiled.groups) {

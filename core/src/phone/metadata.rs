@@ -206,9 +206,8 @@ pub(super) fn version() -> &'static str {
 
 /// The region with ISO id `id` (upper case): a scan of the 254 two-byte ids, as cheap as
 /// a search through an index and without the index's bytes.
-pub(super) fn by_id(id: &str) -> Option<&'static Region> {
-    let key: [u8; 2] = id.as_bytes().try_into().ok()?;
-    data::REGIONS.iter().find(|r| r.id == key)
+pub(super) fn by_id(id: [u8; 2]) -> Option<&'static Region> {
+    data::REGIONS.iter().find(|r| r.id == id)
 }
 
 /// Every region sharing country code `code`, the main one first; empty if none

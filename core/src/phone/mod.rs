@@ -30,6 +30,7 @@ mod differential;
 #[cfg(test)]
 mod reference;
 
+use std::cell::RefCell;
 use std::fmt;
 
 use matcher::{Anchor, Match, Scratch};
@@ -183,14 +184,15 @@ pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Normalized, Phon
         Some(r) => Some(lookup_region(r)?),
     };
     let cleaned = Cleaned::from_raw(raw)?;
-    let mut engine = Engine::default();
     let e164 = match (cleaned.plus, region) {
-        (true, _) => engine.international(&cleaned.digits)?,
         (false, None) => return Err(PhoneError::RegionRequired),
-        (false, Some(region)) => match engine.strip_idd(region, &cleaned.digits) {
-            Some(international) => engine.international(international)?,
-            None => engine.national(&cleaned.digits, region)?,
-        },
+        (plus, region) => Engine::with(|engine| match (plus, region) {
+            (false, Some(region)) => match engine.strip_idd(region, &cleaned.digits) {
+                Some(international) => engine.international(international),
+                None => engine.national(&cleaned.digits, region),
+            },
+            _ => engine.international(&cleaned.digits),
+        })?,
     };
     if !E164::is_e164_shape(&e164) {
         return Err(PhoneError::NotANumber);
@@ -215,12 +217,13 @@ pub fn metadata_version() -> &'static str {
 
 /// The caller's default region, checked against the metadata.
 fn lookup_region(raw: &str) -> Result<&'static Region, PhoneError> {
-    let upper = raw.to_ascii_uppercase();
     let unknown = || PhoneError::UnknownRegion(raw.chars().take(16).collect());
-    if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(unknown());
+    match raw.as_bytes() {
+        &[a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+            metadata::by_id([a.to_ascii_uppercase(), b.to_ascii_uppercase()]).ok_or_else(unknown)
+        }
+        _ => Err(unknown()),
     }
-    metadata::by_id(&upper).ok_or_else(unknown)
 }
 
 /// What the `phonenumber` crate's parser concluded, which the previous engine used as its
@@ -235,13 +238,34 @@ enum Fallback {
     Other,
 }
 
-/// One normalization's matcher memory plus the steps of the algorithm.
+/// The matcher's memory plus the steps of the algorithm.
 #[derive(Default)]
 struct Engine {
     scratch: Scratch,
 }
 
 impl Engine {
+    /// Run `f` with this thread's engine, whose matcher memory is reused from call to
+    /// call: taken out of its cell for the call (a fresh one if the cell is unavailable)
+    /// and put back after.
+    fn with<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+        thread_local! {
+            static ENGINE: RefCell<Engine> = RefCell::default();
+        }
+        let mut engine = ENGINE
+            .try_with(|cell| cell.try_borrow_mut().map(|mut e| std::mem::take(&mut *e)))
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let result = f(&mut engine);
+        let _ = ENGINE.try_with(|cell| {
+            if let Ok(mut e) = cell.try_borrow_mut() {
+                *e = engine;
+            }
+        });
+        result
+    }
+
     /// The match of `program` at the start of `s` (leftmost-first, like
     /// libphonenumber's `lookingAt` and the regex crate's anchored `find`).
     fn prefix(&mut self, pattern: Option<Pattern>, s: &str) -> Option<Match> {
@@ -346,7 +370,9 @@ impl Engine {
         let mut matches = |pattern: Option<Pattern>| {
             pattern.is_some_and(|p| {
                 let input = nsn.as_bytes();
-                matcher::run_with(p.program, p.jumps, input, anchor, &mut self.scratch).is_some()
+                !p.jumps.excludes(input)
+                    && matcher::run_with(p.program, p.jumps, input, anchor, &mut self.scratch)
+                        .is_some()
             })
         };
         // Types first: their possible lengths rule most of them out without matching.
@@ -673,6 +699,9 @@ fn fold_char(c: char) -> char {
         0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6,
         0x0D66, 0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x17E0, 0x1810, 0x1946, 0xA9D0, 0xFF10,
     ];
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
     let cp = c as u32;
     for zero in ZEROS {
         if (zero..zero + 10).contains(&cp) {
