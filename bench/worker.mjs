@@ -4,7 +4,9 @@
 // cold start (phone metadata load) vs a warm one, and the deploy bundle size from
 // `wrangler deploy --dry-run`. Prints a Markdown table; writes bench/results/worker.json.
 //
-// Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3].
+// Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3],
+// BENCH_COLD_ONLY [unset]: 1 = bundle size and cold vs warm request only, no wrk load
+// (`scripts/bench.sh worker-cold`: quicker and quieter on a shared machine).
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { ROOT } from '../tests/support/stack.mjs';
 import { CONNECTIONS, SECONDS, cleanup, startSandbox, startWorker, stop, wrk } from './workerd.mjs';
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS || 3);
+const COLD_ONLY = process.env.BENCH_COLD_ONLY === '1';
 const log = (...a) => console.error(...a);
 
 const CONFIG = {
@@ -72,14 +75,18 @@ async function main() {
     }
     log(`  cold ${cold.map((x) => x.toFixed(1)).join(', ')} ms; warm median ${median(warm).toFixed(2)} ms`);
 
+    let health = null;
+    let messages = null;
+    if (!COLD_ONLY) {
     log(`==> load: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
     const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG);
     for (let j = 0; j < 20; j++) await validate(worker.url);
-    const health = wrk(`${worker.url}/health`);
+    health = wrk(`${worker.url}/health`);
     log(`  GET /health: ${health.rps} req/s, p50 ${health.p50} ms, p99 ${health.p99} ms`);
-    const messages = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-webchat.lua'));
+    messages = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-webchat.lua'));
     log(`  POST /v1/webchat/messages: ${messages.rps} req/s, p50 ${messages.p50} ms, p99 ${messages.p99} ms, non-2xx ${messages.non2xx}`);
     await stop(worker.child);
+    }
     await stop(sandbox.child);
 
     const result = {
@@ -94,16 +101,19 @@ async function main() {
     writeFileSync(path.join(ROOT, 'bench/results/worker.json'), JSON.stringify(result, null, 2));
     const f = (x, d = 1) => (x == null ? '–' : Number(x).toFixed(d));
     console.log(`### Worker under wrangler dev (workerd ${execFileSync(path.join(ROOT, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim()}), loopback, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\n`);
-    console.log('| Measure | POST /v1/webchat/messages | GET /health (no-op) | messages ÷ no-op |');
-    console.log('|---|---:|---:|---:|');
-    console.log(`| Requests/s | ${f(messages.rps)} | ${f(health.rps)} | ${f(messages.rps / health.rps, 3)}× |`);
-    console.log(`| p50 latency | ${f(messages.p50, 2)} ms | ${f(health.p50, 2)} ms | ${f(messages.p50 / health.p50, 1)}× |`);
-    console.log(`| p99 latency | ${f(messages.p99, 2)} ms | ${f(health.p99, 2)} ms | ${f(messages.p99 / health.p99, 1)}× |`);
-    console.log(`| Non-2xx responses | ${messages.non2xx} of ${messages.requests} | ${health.non2xx} of ${health.requests} | |`);
-    console.log('');
+    if (messages && health) {
+      console.log('| Measure | POST /v1/webchat/messages | GET /health (no-op) | messages ÷ no-op |');
+      console.log('|---|---:|---:|---:|');
+      console.log(`| Requests/s | ${f(messages.rps)} | ${f(health.rps)} | ${f(messages.rps / health.rps, 3)}× |`);
+      console.log(`| p50 latency | ${f(messages.p50, 2)} ms | ${f(health.p50, 2)} ms | ${f(messages.p50 / health.p50, 1)}× |`);
+      console.log(`| p99 latency | ${f(messages.p99, 2)} ms | ${f(health.p99, 2)} ms | ${f(messages.p99 / health.p99, 1)}× |`);
+      console.log(`| Non-2xx responses | ${messages.non2xx} of ${messages.requests} | ${health.non2xx} of ${health.requests} | |`);
+      console.log('');
+    }
     console.log('| Measure | Value |');
     console.log('|---|---:|');
-    console.log(`| First request after a cold start (POST /v1/webchat/validate: builds the phone metadata; no I/O, so wall ≈ CPU) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| First request after a cold start (POST /v1/webchat/validate: envelope, routing, the first phone check; no I/O, so wall ≈ CPU + the local proxy) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| Cold minus warm (what a cold isolate adds) | ${cold.map((x) => f(x - median(warm)) + ' ms').join(', ')} |`);
     console.log(`| Warm request, same route (median of ${warm.length}) | ${f(median(warm), 2)} ms |`);
     console.log(`| Worker bundle (wrangler deploy --dry-run) | ${bundle ? `${bundle.raw_kib} KiB raw / ${bundle.gzip_kib} KiB gzip` : '–'} |`);
     console.log(`\n_${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)} at start; took ${f((Date.now() - started) / 1000, 0)} s._`);

@@ -46,15 +46,16 @@ export interface AttachmentLike { name: string; type: string; size: number }
 export interface AttachmentPolicy { max_bytes?: number; allowed_types?: string[]; max_count?: number }
 "#;
 
-// The second module (validateMessage) is loaded by this small piece of JS, which
-// wasm-bindgen ships as `snippets/widget-wasm-<hash>/inline0.js` beside `widget.js`:
-// `../../widget_message.js` is therefore `pkg/widget_message.js`.
+// The second module (validateMessage) is loaded by this small piece of JS. wasm-bindgen
+// emits it as `snippets/widget-wasm-<hash>/inline0.js`; scripts/build-widget.sh bundles it
+// into `widget.js` (one request fewer on a cold start), so `import.meta.url` is
+// `widget.js`'s and `widget_message.js` is found beside it.
 #[wasm_bindgen(inline_js = r#"
 let message = null;
 let loading = null;
 export function load_message_validator() {
   if (loading === null) {
-    const url = new URL('../../widget_message.js', import.meta.url);
+    const url = new URL('widget_message.js', import.meta.url);
     loading = import(url.href)
       .then((m) => m.default({ module_or_path: new URL('widget_message_bg.wasm', url) })
         .then(() => { message = m; return true; }))
