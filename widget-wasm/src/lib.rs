@@ -274,7 +274,7 @@ fn get(target: &JsValue, key: &str) -> JsValue {
 }
 
 /// The result objects' keys, made into JS strings once (decoding a key from wasm
-/// memory on every call costs more than the phone check itself in some engines).
+/// memory on every call costs more than parts of the phone check itself).
 struct Keys {
     ok: JsValue,
     e164: JsValue,

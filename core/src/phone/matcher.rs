@@ -74,6 +74,9 @@ struct Thread {
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     visited: Vec<u64>,
+    /// Words of `visited` set by the last run: only those are cleared for the next one
+    /// (a run touches a few dozen states of a program that may have thousands).
+    touched: Vec<usize>,
     stack: Vec<Thread>,
     /// States run and tokens skipped by the last [`run`] (for the bounded-work tests).
     pub(super) steps: usize,
@@ -196,11 +199,16 @@ pub(super) fn run_with(
         return None;
     }
     let width = n + 1;
-    scratch.visited.clear();
+    for word in scratch.touched.drain(..) {
+        if let Some(w) = scratch.visited.get_mut(word) {
+            *w = 0;
+        }
+    }
     // One bit per (token or the program's end, position, starts-an-alternative).
-    scratch
-        .visited
-        .resize(((program.len() + 1) * width * 2).div_ceil(64), 0);
+    let words = ((program.len() + 1) * width * 2).div_ceil(64);
+    if scratch.visited.len() < words {
+        scratch.visited.resize(words, 0);
+    }
     scratch.stack.clear();
     scratch.steps = 0;
     let mut vm = Vm {
@@ -371,10 +379,14 @@ impl Vm<'_> {
     /// Mark a state as run; `false` if it already was.
     fn first_visit(&mut self, pc: usize, pos: usize, alt: bool) -> bool {
         let bit = ((pc * self.width + pos) << 1) | usize::from(alt);
-        match self.scratch.visited.get_mut(bit / 64) {
+        let index = bit / 64;
+        match self.scratch.visited.get_mut(index) {
             Some(word) => {
                 let mask = 1u64 << (bit % 64);
                 let first = *word & mask == 0;
+                if *word == 0 {
+                    self.scratch.touched.push(index);
+                }
                 *word |= mask;
                 first
             }

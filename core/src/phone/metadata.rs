@@ -98,16 +98,28 @@ impl Region {
 
     /// The number-type programs the region has, as (type, program, possible lengths:
     /// bit n = length n, 0 when none are given), in checking order.
+    #[cfg(test)]
     pub(super) fn types(&self) -> impl Iterator<Item = (usize, Pattern, u32)> + '_ {
+        self.type_lengths()
+            .filter_map(|(t, lengths)| Some((t, self.pattern_at(4 + t)?, lengths)))
+    }
+
+    /// The number types the region has, as (type, possible lengths), without their
+    /// programs.
+    pub(super) fn type_lengths(&self) -> impl Iterator<Item = (usize, u32)> {
         self.spans()
             .iter()
             .skip(4)
             .enumerate()
             .filter(|(_, span)| span.present)
             .filter_map(|(t, span)| {
-                let lengths = data::LENGTHS.get(usize::from(span.lengths)).copied()?;
-                Some((t, self.pattern_at(4 + t)?, lengths))
+                Some((t, data::LENGTHS.get(usize::from(span.lengths)).copied()?))
             })
+    }
+
+    /// Number type `t`'s pattern.
+    pub(super) fn type_pattern(&self, t: usize) -> Option<Pattern> {
+        self.pattern_at(4 + t)
     }
 
     /// Where the region's programs are: found by walking its block on first use (one

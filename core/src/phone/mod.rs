@@ -327,7 +327,9 @@ impl Engine {
         }
         match fallback(self) {
             Fallback::Number { code: c, nsn } => {
-                if self.is_valid_nsn(c, &nsn) {
+                // (Often one of the candidates again, already found invalid.)
+                let tried = c == code && candidates.iter().flatten().any(|n| *n == nsn);
+                if !tried && self.is_valid_nsn(c, &nsn) {
                     return Ok(e164(c, &nsn));
                 }
                 let extra = (c == code).then_some(nsn.as_str());
@@ -377,9 +379,9 @@ impl Engine {
         };
         // Types first: their possible lengths rule most of them out without matching.
         let len_bit = 1u32.checked_shl(u32::try_from(nsn.len()).unwrap_or(u32::MAX));
-        region.types().any(|(_, pattern, lengths)| {
+        region.type_lengths().any(|(t, lengths)| {
             let length_ok = lengths == 0 || len_bit.is_some_and(|bit| lengths & bit != 0);
-            length_ok && matches(Some(pattern))
+            length_ok && matches(region.type_pattern(t))
         }) && matches(region.pattern(Slot::General))
     }
 
@@ -604,9 +606,9 @@ fn classify_invalid(
     // empty.)
     let all = regions
         .iter()
-        .flat_map(Region::types)
-        .filter(|(t, _, _)| *t == metadata::MOBILE || *t == metadata::FIXED_LINE)
-        .fold(0u32, |acc, (_, _, lengths)| acc | lengths);
+        .flat_map(Region::type_lengths)
+        .filter(|(t, _)| *t == metadata::MOBILE || *t == metadata::FIXED_LINE)
+        .fold(0u32, |acc, (_, lengths)| acc | lengths);
     let lengths = || {
         candidates
             .iter()
