@@ -74,6 +74,17 @@ async function main() {
       await stop(worker.child);
     }
     log(`  cold ${cold.map((x) => x.toFixed(1)).join(', ')} ms; warm median ${median(warm).toFixed(2)} ms`);
+    // The same cold start with GET /health first (no envelope, no phone check), then the
+    // first validate: what the phone engine adds to a cold request is the difference.
+    const coldHealth = [];
+    const afterHealth = [];
+    for (let i = 0; i < COLD_RUNS; i++) {
+      const worker = await startWorker(sandbox.url, path.join(tmp, `cold-health-${i}`), CONFIG);
+      coldHealth.push((await timed(`${worker.url}/health`)).ms);
+      afterHealth.push((await validate(worker.url)).ms);
+      await stop(worker.child);
+    }
+    log(`  cold GET /health ${coldHealth.map((x) => x.toFixed(1)).join(', ')} ms; then the first validate ${afterHealth.map((x) => x.toFixed(1)).join(', ')} ms`);
 
     let health = null;
     let messages = null;
@@ -95,6 +106,7 @@ async function main() {
       load: { connections: CONNECTIONS, seconds: SECONDS, threads: 1 },
       health, messages, bundle,
       coldFirstRequestMs: cold, warmRequestMedianMs: median(warm),
+      coldFirstHealthMs: coldHealth, firstValidateAfterHealthMs: afterHealth,
       cores: os.cpus().length, loadAverageAtStart: os.loadavg()[0],
     };
     mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
@@ -114,6 +126,8 @@ async function main() {
     console.log('|---|---:|');
     console.log(`| First request after a cold start (POST /v1/webchat/validate: envelope, routing, the first phone check; no I/O, so wall ≈ CPU + the local proxy) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
     console.log(`| Cold minus warm (what a cold isolate adds) | ${cold.map((x) => f(x - median(warm)) + ' ms').join(', ')} |`);
+    console.log(`| First request after a cold start when it is GET /health (no phone code) | ${coldHealth.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| …then the first POST /v1/webchat/validate (first envelope and phone check, isolate already up) | ${afterHealth.map((x) => f(x) + ' ms').join(', ')} |`);
     console.log(`| Warm request, same route (median of ${warm.length}) | ${f(median(warm), 2)} ms |`);
     console.log(`| Worker bundle (wrangler deploy --dry-run) | ${bundle ? `${bundle.raw_kib} KiB raw / ${bundle.gzip_kib} KiB gzip` : '–'} |`);
     console.log(`\n_${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)} at start; took ${f((Date.now() - started) / 1000, 0)} s._`);
