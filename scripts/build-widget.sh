@@ -19,7 +19,9 @@ bundle() {
     return 0
   fi
   wasm-bindgen --target web --out-dir "$out" --out-name "$name" "$wasm"
-  node "$ROOT/node_modules/binaryen/bin/wasm-opt" -Oz "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
+  # (The producers and target-features sections are for tools; browsers ignore them.)
+  node "$ROOT/node_modules/binaryen/bin/wasm-opt" -Oz --strip-producers --strip-target-features \
+    "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
   # Given wasm bytes or a compiled Module, the glue still asks `typeof Request` and
   # `typeof Response`, which in Node loads its whole fetch implementation (~18 ms, most
   # of a cold start there): check for bytes and Modules first. Browsers are unaffected.

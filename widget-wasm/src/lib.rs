@@ -40,7 +40,8 @@ export type MessageResult =
   | { ok: true; e164: string; extension?: string; attachmentTypes: string[] }
   | (Refusal & { problems: Refusal[] });
 /** validateMessage before the message module has loaded: await it for the verdict. */
-export type PendingMessageResult = { ok: true; pending: true } & PromiseLike<MessageResult | undefined>;
+export type PendingMessageResult =
+  ({ ok: true } | (Refusal & { problems: Refusal[] })) & { pending: true } & PromiseLike<MessageResult | undefined>;
 /** Anything with `name`, `type` and `size` (a `File` works as it is). */
 export interface AttachmentLike { name: string; type: string; size: number }
 export interface AttachmentPolicy { max_bytes?: number; allowed_types?: string[]; max_count?: number }
@@ -69,11 +70,19 @@ export function phone_ok(digits, extension) {
 }
 export function file_ok(contentType) { return { ok: true, contentType }; }
 export function refusal(code, message) { return { ok: false, code, message }; }
-export function validate_message(envelope, region, policy) {
+export function message_loaded() { return message !== null; }
+export function validate_message(envelope, region, policy, early) {
   if (message !== null) return message.validateMessage(envelope, region, policy);
   const verdict = load_message_validator()
     .then((ok) => (ok ? message.validateMessage(envelope, region, policy) : undefined));
-  return { ok: true, pending: true, then: (resolve, reject) => verdict.then(resolve, reject) };
+  const out = early === undefined ? { ok: true } : early;
+  out.pending = true;
+  out.then = (resolve, reject) => verdict.then(resolve, reject);
+  return out;
+}
+export function phone_problem(code, message) {
+  const field = 'contact.phone';
+  return { ok: false, code, message, field, problems: [{ code, message, field }] };
 }
 "#)]
 extern "C" {
@@ -86,8 +95,15 @@ extern "C" {
     fn js_refusal(code: &str, message: &str) -> JsValue;
     #[wasm_bindgen(js_name = load_message_validator)]
     fn js_load_message_validator() -> Promise;
+    fn message_loaded() -> bool;
     #[wasm_bindgen(js_name = validate_message)]
-    fn js_validate_message(envelope: &JsValue, region: &JsValue, policy: &JsValue) -> JsValue;
+    fn js_validate_message(
+        envelope: &JsValue,
+        region: &JsValue,
+        policy: &JsValue,
+        early: &JsValue,
+    ) -> JsValue;
+    fn phone_problem(code: &str, message: &str) -> JsValue;
 }
 
 #[wasm_bindgen]
@@ -155,9 +171,10 @@ pub fn check_attachment(
 
 /// Validate a whole webchat envelope exactly as the worker will. Once the message
 /// module is loaded (`loadMessageValidator`, or `warmUp`) the verdict is returned as is;
-/// before that the call starts loading it and returns a pending result,
-/// `{ok: true, pending: true}`, that is also a promise of the verdict: `await` it, or
-/// (a synchronous caller) take it as "no refusal yet: the gateway decides".
+/// before that the call starts loading it and returns a pending result that is also a
+/// promise of the verdict (`await` it): a refusal of the contact's phone if that is
+/// wrong (the envelope's verdict lists it too), else `{ok: true, pending: true}`, which
+/// a synchronous caller takes as "no refusal yet: the gateway decides".
 #[wasm_bindgen(
     js_name = validateMessage,
     unchecked_return_type = "MessageResult | PendingMessageResult"
@@ -169,7 +186,17 @@ pub fn validate_message(
 ) -> JsValue {
     let region = region.map_or(JsValue::UNDEFINED, JsValue::from);
     let policy = policy.map_or(JsValue::UNDEFINED, JsValue::from);
-    js_validate_message(&envelope, &region, &policy)
+    // Until the message module is here, the one check this module can make the same
+    // way: the contact's phone (the field customers get wrong). A refusal from it is
+    // the envelope's too; anything else waits for the full verdict.
+    let mut early = JsValue::UNDEFINED;
+    if !message_loaded() {
+        let phone = get(&get(&envelope, "contact"), "phone").as_string();
+        if let Some(Err(e)) = phone.map(|p| phone::parse(&p, region.as_string().as_deref())) {
+            early = phone_problem(e.code(), &e.message());
+        }
+    }
+    js_validate_message(&envelope, &region, &policy, &early)
 }
 
 /// Fetch and start the message module (`widget_message.js` + `widget_message_bg.wasm`

@@ -179,3 +179,22 @@ fn limits_and_versions() {
     assert_eq!(metadata_version().split('.').count(), 3);
     warm_up();
 }
+
+/// Before the message module has loaded (never, under wasm-bindgen-test: it is not
+/// served), a wrong phone is refused at once and anything else is pending.
+#[wasm_bindgen_test]
+fn message_verdicts_before_the_message_module() {
+    let bad = obj(r#"{"contact":{"phone":"abc"}}"#);
+    let r = validate_message(bad, Some(region("AU")), None);
+    assert!(!ok(&r));
+    assert_eq!(code(&r), "phone_not_a_number");
+    assert_eq!(field(&r, "field").as_string().unwrap(), "contact.phone");
+    let problems: js_sys::Array = field(&r, "problems").into();
+    assert_eq!(problems.length(), 1);
+    assert_eq!(field(&r, "pending").as_bool(), Some(true));
+    let good = obj(r#"{"contact":{"phone":"0412 345 678"}}"#);
+    let r = validate_message(good, Some(region("AU")), None);
+    assert!(ok(&r));
+    assert_eq!(field(&r, "pending").as_bool(), Some(true));
+    assert!(field(&r, "then").is_function());
+}
