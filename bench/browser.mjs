@@ -4,7 +4,7 @@
 // runs) and its own page; the page measures itself with performance.now().
 
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -94,6 +94,11 @@ export async function startServer({ pkgDir, benchDir, libBundle, corpusJson }) {
     const { pathname } = new URL(req.url, 'http://127.0.0.1');
     let body = inMemory.get(pathname);
     if (!body && files.has(pathname)) body = readFileSync(files.get(pathname));
+    // Anything else under /pkg/ (the glue's snippets/, the message module).
+    if (!body && pathname.startsWith('/pkg/')) {
+      const file = path.resolve(pkgDir, `.${pathname.slice('/pkg'.length)}`);
+      if (file.startsWith(path.resolve(pkgDir) + path.sep) && existsSync(file)) body = readFileSync(file);
+    }
     const headers = {
       'Cache-Control': 'no-store',
       'Cross-Origin-Opener-Policy': 'same-origin',

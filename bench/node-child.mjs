@@ -13,10 +13,11 @@ import { COLD_INPUT, COLD_EXPECTED, oursCall, libCall, warmLoop } from './harnes
 
 const [mode, impl, ...rest] = process.argv.slice(2);
 
+let oursExports = null;
 async function loadOurs(pkgDir) {
   const widget = await import(pathToFileURL(path.join(pkgDir, 'widget.js')).href);
   const bytes = await readFile(path.join(pkgDir, 'widget_bg.wasm'));
-  await widget.default({ module_or_path: bytes });
+  oursExports = await widget.default({ module_or_path: bytes });
   return widget;
 }
 
@@ -48,7 +49,10 @@ async function warm() {
   const [corpusPath, artefact, warmupPasses, passes] = rest;
   const pairs = JSON.parse(readFileSync(corpusPath, 'utf8'));
   const call = impl === 'ours' ? oursCall(await loadOurs(artefact)) : libCall(await loadLib(impl, artefact));
-  return warmLoop(call, pairs, { warmupPasses: Number(warmupPasses), passes: Number(passes) });
+  const result = warmLoop(call, pairs, { warmupPasses: Number(warmupPasses), passes: Number(passes) });
+  // The wasm module's linear memory once it has seen the whole corpus many times.
+  if (oursExports?.memory) result.wasmMemoryBytes = oursExports.memory.buffer.byteLength;
+  return result;
 }
 
 const result = mode === 'cold' ? await cold() : await warm();

@@ -8,7 +8,9 @@
 // bench/results/worker.json.
 //
 // Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3],
-// BENCH_CUSTOMERS [400].
+// BENCH_CUSTOMERS [400], BENCH_COLD_ONLY [unset]: 1 = bundle size and cold vs warm
+// request only, no wrk load (`scripts/bench.sh worker-cold`: quicker and quieter on a
+// shared machine).
 
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -19,6 +21,7 @@ import path from 'node:path';
 import { ROOT } from '../tests/support/stack.mjs';
 import { CONNECTIONS, SECONDS, cleanup, startSandbox, startWorker, stop, wrk } from './workerd.mjs';
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS || 3);
+const COLD_ONLY = process.env.BENCH_COLD_ONLY === '1';
 const log = (...a) => console.error(...a);
 
 const CONFIG = {
@@ -106,42 +109,58 @@ async function main() {
       await stop(worker.child);
     }
     log(`  cold ${cold.map((x) => x.toFixed(1)).join(', ')} ms; warm median ${median(warm).toFixed(2)} ms`);
-
-    log(`==> load: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
-    const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG);
-    for (let j = 0; j < 20; j++) await validate(worker.url);
-    // The no-op, measured while nothing is being delivered in the background.
-    const health = wrk(`${worker.url}/health`);
-    log(`  GET /health (idle): ${health.rps} req/s, p50 ${health.p50} ms, p99 ${health.p99} ms`);
-
-    // Object calls per message, as the worker counts them (x-gateway-object-calls).
-    const firstCalls = [];
-    for (let i = 0; i < 20; i++) {
-      const r = await message(worker.url, { session: randomUUID(), phone: `+61414${String(i).padStart(6, '0')}`, ip: `10.100.0.${i}` });
-      firstCalls.push(Number(r.calls));
+    // The same cold start with GET /health first (no envelope, no phone check), then the
+    // first validate: what the phone engine adds to a cold request is the difference.
+    const coldHealth = [];
+    const afterHealth = [];
+    for (let i = 0; i < COLD_RUNS; i++) {
+      const worker = await startWorker(sandbox.url, path.join(tmp, `cold-health-${i}`), CONFIG);
+      coldHealth.push((await timed(`${worker.url}/health`)).ms);
+      afterHealth.push((await validate(worker.url)).ms);
+      await stop(worker.child);
     }
-    const env = { BENCH_ORIGIN: worker.url, BENCH_CUSTOMERS: String(RETURNING) };
-    const first = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-webchat.lua'), env);
-    log(`  first messages: ${first.rps} req/s, p50 ${first.p50} ms, p99 ${first.p99} ms, non-2xx ${first.non2xx}`);
+    log(`  cold GET /health ${coldHealth.map((x) => x.toFixed(1)).join(', ')} ms; then the first validate ${afterHealth.map((x) => x.toFixed(1)).join(', ')} ms`);
 
-    // Returning customers: each chats once first; then, once everything is delivered,
-    // the same sessions, phones and IPs again.
-    log(`==> ${RETURNING} customers chat once (then they return)`);
-    const queue = Array.from({ length: RETURNING }, (_, i) => i);
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
-        const r = await message(worker.url, customer(i));
-        if (r.status !== 202) throw new Error(`warm-up message ${i}: ${r.status}`);
-      }
-    }));
-    const expected = 20 + (first.requests - first.non2xx) + RETURNING;
-    log(`  waiting for background delivery to finish (${expected} messages)`);
-    await drained(sandbox.url, expected);
+    let health = null;
+    let first = null;
+    let returning = null;
+    const firstCalls = [];
     const returningCalls = [];
-    for (let i = 0; i < 20; i++) returningCalls.push(Number((await message(worker.url, { ...customer(i), text: 'still there?' })).calls));
-    const returning = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-returning.lua'), env);
-    log(`  returning customers: ${returning.rps} req/s, p50 ${returning.p50} ms, p99 ${returning.p99} ms, non-2xx ${returning.non2xx}`);
-    await stop(worker.child);
+    if (!COLD_ONLY) {
+      log(`==> load: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
+      const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG);
+      for (let j = 0; j < 20; j++) await validate(worker.url);
+      // The no-op, measured while nothing is being delivered in the background.
+      health = wrk(`${worker.url}/health`);
+      log(`  GET /health (idle): ${health.rps} req/s, p50 ${health.p50} ms, p99 ${health.p99} ms`);
+
+      // Object calls per message, as the worker counts them (x-gateway-object-calls).
+      for (let i = 0; i < 20; i++) {
+        const r = await message(worker.url, { session: randomUUID(), phone: `+61414${String(i).padStart(6, '0')}`, ip: `10.100.0.${i}` });
+        firstCalls.push(Number(r.calls));
+      }
+      const env = { BENCH_ORIGIN: worker.url, BENCH_CUSTOMERS: String(RETURNING) };
+      first = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-webchat.lua'), env);
+      log(`  first messages: ${first.rps} req/s, p50 ${first.p50} ms, p99 ${first.p99} ms, non-2xx ${first.non2xx}`);
+
+      // Returning customers: each chats once first; then, once everything is delivered,
+      // the same sessions, phones and IPs again.
+      log(`==> ${RETURNING} customers chat once (then they return)`);
+      const queue = Array.from({ length: RETURNING }, (_, i) => i);
+      await Promise.all(Array.from({ length: 16 }, async () => {
+        for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+          const r = await message(worker.url, customer(i));
+          if (r.status !== 202) throw new Error(`warm-up message ${i}: ${r.status}`);
+        }
+      }));
+      const expected = 20 + (first.requests - first.non2xx) + RETURNING;
+      log(`  waiting for background delivery to finish (${expected} messages)`);
+      await drained(sandbox.url, expected);
+      for (let i = 0; i < 20; i++) returningCalls.push(Number((await message(worker.url, { ...customer(i), text: 'still there?' })).calls));
+      returning = wrk(`${worker.url}/v1/webchat/messages`, path.join(ROOT, 'bench/wrk-returning.lua'), env);
+      log(`  returning customers: ${returning.rps} req/s, p50 ${returning.p50} ms, p99 ${returning.p99} ms, non-2xx ${returning.non2xx}`);
+      await stop(worker.child);
+    }
     await stop(sandbox.child);
 
     const result = {
@@ -151,6 +170,7 @@ async function main() {
       health, first, returning, bundle,
       objectCalls: { first: firstCalls, returning: returningCalls },
       coldFirstRequestMs: cold, warmRequestMedianMs: median(warm),
+      coldFirstHealthMs: coldHealth, firstValidateAfterHealthMs: afterHealth,
       cores: os.cpus().length, loadAverageAtStart: os.loadavg()[0],
     };
     mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
@@ -159,24 +179,29 @@ async function main() {
     const span = (xs) => (Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`);
     const met = (ok) => (ok ? 'met' : '**not met**');
     console.log(`### Worker under wrangler dev (workerd ${execFileSync(path.join(ROOT, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim()}), loopback, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\n`);
-    console.log('| Measure | first messages (new session and phone, own IP each) | returning customers (own session, phone and IP) | GET /health (no-op, idle) |');
-    console.log('|---|---:|---:|---:|');
-    console.log(`| Object calls per message (x-gateway-object-calls) | ${span(firstCalls)} | ${span(returningCalls)} | 0 |`);
-    console.log(`| Requests/s | ${f(first.rps)} | ${f(returning.rps)} | ${f(health.rps)} |`);
-    console.log(`| p50 latency | ${f(first.p50, 2)} ms | ${f(returning.p50, 2)} ms | ${f(health.p50, 2)} ms |`);
-    console.log(`| p99 latency | ${f(first.p99, 2)} ms | ${f(returning.p99, 2)} ms | ${f(health.p99, 2)} ms |`);
-    console.log(`| Non-2xx responses | ${first.non2xx} of ${first.requests} | ${returning.non2xx} of ${returning.requests} | ${health.non2xx} of ${health.requests} |`);
-    console.log('');
-    console.log('| Ratio to the no-op | value | target | |');
-    console.log('|---|---:|---:|---|');
-    console.log(`| object calls, first / returning | ${Math.max(...firstCalls)} / ${Math.max(...returningCalls)} | ≤ 2 / ≤ 2 | ${met(Math.max(...firstCalls) <= 2 && Math.max(...returningCalls) <= 2)} |`);
-    console.log(`| first messages ÷ no-op, req/s | ${f(first.rps / health.rps, 3)}× | ≥ 0.2× | ${met(first.rps / health.rps >= 0.2)} |`);
-    console.log(`| returning customers ÷ no-op, req/s | ${f(returning.rps / health.rps, 3)}× | ≥ 0.33× | ${met(returning.rps / health.rps >= 0.33)} |`);
-    console.log(`| p99 ÷ no-op, first / returning | ${f(first.p99 / health.p99, 1)}× / ${f(returning.p99 / health.p99, 1)}× | ≤ 5× | ${met(first.p99 / health.p99 <= 5 && returning.p99 / health.p99 <= 5)} |`);
-    console.log('');
+    if (first && returning && health) {
+      console.log('| Measure | first messages (new session and phone, own IP each) | returning customers (own session, phone and IP) | GET /health (no-op, idle) |');
+      console.log('|---|---:|---:|---:|');
+      console.log(`| Object calls per message (x-gateway-object-calls) | ${span(firstCalls)} | ${span(returningCalls)} | 0 |`);
+      console.log(`| Requests/s | ${f(first.rps)} | ${f(returning.rps)} | ${f(health.rps)} |`);
+      console.log(`| p50 latency | ${f(first.p50, 2)} ms | ${f(returning.p50, 2)} ms | ${f(health.p50, 2)} ms |`);
+      console.log(`| p99 latency | ${f(first.p99, 2)} ms | ${f(returning.p99, 2)} ms | ${f(health.p99, 2)} ms |`);
+      console.log(`| Non-2xx responses | ${first.non2xx} of ${first.requests} | ${returning.non2xx} of ${returning.requests} | ${health.non2xx} of ${health.requests} |`);
+      console.log('');
+      console.log('| Ratio to the no-op | value | target | |');
+      console.log('|---|---:|---:|---|');
+      console.log(`| object calls, first / returning | ${Math.max(...firstCalls)} / ${Math.max(...returningCalls)} | ≤ 2 / ≤ 2 | ${met(Math.max(...firstCalls) <= 2 && Math.max(...returningCalls) <= 2)} |`);
+      console.log(`| first messages ÷ no-op, req/s | ${f(first.rps / health.rps, 3)}× | ≥ 0.2× | ${met(first.rps / health.rps >= 0.2)} |`);
+      console.log(`| returning customers ÷ no-op, req/s | ${f(returning.rps / health.rps, 3)}× | ≥ 0.33× | ${met(returning.rps / health.rps >= 0.33)} |`);
+      console.log(`| p99 ÷ no-op, first / returning | ${f(first.p99 / health.p99, 1)}× / ${f(returning.p99 / health.p99, 1)}× | ≤ 5× | ${met(first.p99 / health.p99 <= 5 && returning.p99 / health.p99 <= 5)} |`);
+      console.log('');
+    }
     console.log('| Measure | Value |');
     console.log('|---|---:|');
-    console.log(`| First request after a cold start (POST /v1/webchat/validate; no I/O, so wall ≈ CPU) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| First request after a cold start (POST /v1/webchat/validate: envelope, routing, the first phone check; no I/O, so wall ≈ CPU + the local proxy) | ${cold.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| Cold minus warm (what a cold isolate adds) | ${cold.map((x) => f(x - median(warm)) + ' ms').join(', ')} |`);
+    console.log(`| First request after a cold start when it is GET /health (no phone code) | ${coldHealth.map((x) => f(x) + ' ms').join(', ')} |`);
+    console.log(`| …then the first POST /v1/webchat/validate (first envelope and phone check, isolate already up) | ${afterHealth.map((x) => f(x) + ' ms').join(', ')} |`);
     console.log(`| Warm request, same route (median of ${warm.length}) | ${f(median(warm), 2)} ms |`);
     console.log(`| Worker bundle (wrangler deploy --dry-run) | ${bundle ? `${bundle.raw_kib} KiB raw / ${bundle.gzip_kib} KiB gzip` : '–'} |`);
     console.log(`\n_${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)} at start; took ${f((Date.now() - started) / 1000, 0)} s._`);

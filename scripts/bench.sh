@@ -7,6 +7,7 @@
 #!   worker — the worker under wrangler dev: webchat route vs a no-op route under wrk,
 #!            cold vs warm first request, bundle size (bench/worker.mjs; knobs
 #!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS).
+#!   worker-cold — the same without the wrk load: bundle size, cold vs warm request.
 #!   webhooks — signed Podium deliveries vs a no-op route under wrk on one workerd, and CPU
 #!            per signature verification (core, native) vs Node's crypto
 #!            (bench/webhooks.mjs; knobs BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS,
@@ -37,6 +38,11 @@ fi
 if [[ "$what" == worker || "$what" == all ]]; then
   say "bench: worker under wrangler dev"
   node "$ROOT/bench/worker.mjs"
+fi
+if [[ "$what" == worker-cold ]]; then
+  say "bench: worker cold start under wrangler dev"
+  cargo build -q -p podium-sandbox
+  BENCH_COLD_ONLY=1 node "$ROOT/bench/worker.mjs"
 fi
 if [[ "$what" == webhooks || "$what" == all ]]; then
   say "bench: signed webhooks under wrangler dev"

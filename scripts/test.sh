@@ -12,17 +12,22 @@ cargo fmt --all -- --check
 
 say "clippy (native, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
-say "clippy (wasm32: widget and worker)"
-cargo clippy -p widget-wasm -p gateway-worker --target wasm32-unknown-unknown -- -D warnings
+say "clippy (wasm32: widget modules and worker)"
+cargo clippy -p widget-wasm -p widget-message-wasm -p gateway-worker --target wasm32-unknown-unknown -- -D warnings
 
-say "core (unit and property tests) and the Podium sandbox"
-cargo test -p gateway-core -p podium-sandbox
+say "compiled phone metadata is up to date (phonegen --check)"
+bash "$ROOT/scripts/phone-metadata.sh" --check
 
-say "widget-wasm: wasm-bindgen tests in Node"
-(cd "$ROOT/widget-wasm" && wasm-pack test --node)
-say "widget-wasm: wasm-bindgen tests in headless Chromium"
-(cd "$ROOT/widget-wasm" && WASM_BINDGEN_USE_BROWSER=1 \
-  wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN")
+say "core (unit, property and phone differential tests), phonegen and the Podium sandbox"
+cargo test -p gateway-core -p phonegen -p podium-sandbox
+
+for crate in widget-wasm widget-wasm/message; do
+  say "$crate: wasm-bindgen tests in Node"
+  (cd "$ROOT/$crate" && wasm-pack test --node)
+  say "$crate: wasm-bindgen tests in headless Chromium"
+  (cd "$ROOT/$crate" && WASM_BINDGEN_USE_BROWSER=1 \
+    wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN")
+done
 
 say "building the widget module (www/pkg)"
 bash "$ROOT/scripts/build-widget.sh"

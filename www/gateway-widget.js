@@ -103,7 +103,8 @@
             // Newer modules only; an older one simply has no such export.
             if (typeof mod.metadataVersion === 'function') metadata = String(mod.metadataVersion());
           } catch (e) { /* diagnostics only */ }
-          // Phone metadata takes time to build: do it before the first keystroke needs it.
+          // The whole-message check is a second, larger module: fetch it in the
+          // background now, so Send does not wait for it.
           idle(function () { try { mod.warmUp(); } catch (e) { /* checks still work */ } });
           return true;
         }, function () {
@@ -136,6 +137,25 @@
     };
   }
 
+  // The whole-message verdict. Until the message module (loaded by warmUp) is in, the
+  // module answers at once with what it can judge alone (a refusal of the phone, else
+  // ok) marked `pending`, and that answer is also a promise of the full verdict: wait for
+  // it up to `ms`, then settle for the early answer (the gateway validates anyway).
+  function judge(envelope, region, ms) {
+    var verdict = wasm && wasm.validateMessage(envelope, region);
+    if (!verdict || !verdict.pending) return Promise.resolve(verdict);
+    // A plain copy: resolving with the thenable itself would wait for it unbounded.
+    var early = { ok: verdict.ok };
+    ['code', 'message', 'field', 'problems'].forEach(function (k) {
+      if (verdict[k] !== undefined) early[k] = verdict[k];
+    });
+    var full = new Promise(function (resolve) {
+      verdict.then(resolve, function () { resolve(undefined); });
+    });
+    var late = new Promise(function (resolve) { setTimeout(resolve, ms, undefined); });
+    return Promise.race([full, late]).then(function (v) { return v || early; });
+  }
+
   var dropin = null; // the drop-in widget, once drawn
   var openWhenDrawn = false;
 
@@ -146,7 +166,9 @@
     load: load,
     normalizePhone: proxy('normalizePhone'),
     checkAttachment: proxy('checkAttachment'),
-    validateMessage: proxy('validateMessage'),
+    validateMessage: function (envelope, region) {
+      return load().then(function (ok) { return ok ? judge(envelope, region, 8000) : unavailable; });
+    },
     metadataVersion: function () { return load().then(function () { return metadata; }); },
     // Drop-in only (an own form is the merchant's to show): open or close the panel.
     open: function () {
@@ -747,18 +769,23 @@
     });
 
     function send() {
+      var files;
       return fileChecks.then(function () {
         return loadWithin(8000);
       }).then(function () {
         clearErrors();
         showPhone(true);
-        var files = acceptedFiles();
+        files = acceptedFiles();
         // Judge the whole message before uploading anything (placeholder file ids).
-        var verdict = wasm && wasm.validateMessage(envelope(files, files.map(function () { return 'pending'; })), config.region);
+        return judge(envelope(files, files.map(function () { return 'pending'; })), config.region, 3000);
+      }).then(function (verdict) {
         if (verdict && !verdict.ok) return showProblems(verdict.problems || [verdict]);
         return Promise.all(files.map(upload)).then(function (ids) {
           var env = envelope(files, ids);
-          var final = wasm && wasm.validateMessage(env, config.region);
+          return judge(env, config.region, 3000).then(function (final) { return [env, final]; });
+        }).then(function (judged) {
+          var env = judged[0];
+          var final = judged[1];
           if (final && !final.ok) return showProblems(final.problems || [final]);
           var key = keyFor(fingerprint(env, files));
           return post(env, key, 0).then(function (res) {

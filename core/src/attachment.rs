@@ -6,7 +6,11 @@
 //! at the cost of refusing files between 25.0 MB and 25.0 MiB, which we tell the
 //! customer plainly. A merchant may lower the limit, never raise it past Podium's.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+use crate::text;
 
 /// Podium's documented attachment limit, in bytes (see the module docs for why decimal).
 pub const PODIUM_MAX_ATTACHMENT_BYTES: u64 = 25_000_000;
@@ -15,39 +19,21 @@ pub const PODIUM_MAX_ATTACHMENT_BYTES: u64 = 25_000_000;
 pub const MAX_NAME_CHARS: usize = 255;
 
 /// Extensions refused whatever content type the browser claims: executables and
-/// scriptable documents an agent could be tricked into opening.
-const REFUSED_EXTENSIONS: &[&str] = &[
-    "exe", "com", "bat", "cmd", "msi", "msp", "scr", "pif", "cpl", "dll", "sys", "js", "mjs",
-    "jse", "vbs", "vbe", "wsf", "wsh", "ps1", "psm1", "sh", "bash", "jar", "apk", "app", "dmg",
-    "pkg", "deb", "rpm", "lnk", "reg", "hta", "html", "htm", "xhtml", "svg", "svgz", "iso",
-];
+/// scriptable documents an agent could be tricked into opening. (One string, split when
+/// read: a table of `&str` costs the browser module a pointer pair per entry.)
+const REFUSED_EXTENSIONS: &str =
+    "exe com bat cmd msi msp scr pif cpl dll sys js mjs jse vbs vbe wsf wsh ps1 psm1 \
+    sh bash jar apk app dmg pkg deb rpm lnk reg hta html htm xhtml svg svgz iso";
 
 /// Content types inferred from the extension when the browser gives none (it leaves
-/// `File.type` empty for types it does not know, HEIC on many systems).
-const TYPES_BY_EXTENSION: &[(&str, &str)] = &[
-    ("jpg", "image/jpeg"),
-    ("jpeg", "image/jpeg"),
-    ("png", "image/png"),
-    ("gif", "image/gif"),
-    ("webp", "image/webp"),
-    ("heic", "image/heic"),
-    ("heif", "image/heif"),
-    ("mp3", "audio/mpeg"),
-    ("m4a", "audio/mp4"),
-    ("aac", "audio/aac"),
-    ("ogg", "audio/ogg"),
-    ("oga", "audio/ogg"),
-    ("wav", "audio/wav"),
-    ("amr", "audio/amr"),
-    ("weba", "audio/webm"),
-    ("mp4", "video/mp4"),
-    ("mov", "video/quicktime"),
-    ("3gp", "video/3gpp"),
-    ("webm", "video/webm"),
-    ("pdf", "application/pdf"),
-    ("txt", "text/plain"),
-    ("vcf", "text/vcard"),
-];
+/// `File.type` empty for types it does not know, HEIC on many systems), as
+/// `extension=type` pairs.
+const TYPES_BY_EXTENSION: &str =
+    "jpg=image/jpeg jpeg=image/jpeg png=image/png gif=image/gif webp=image/webp \
+    heic=image/heic heif=image/heif mp3=audio/mpeg m4a=audio/mp4 aac=audio/aac \
+    ogg=audio/ogg oga=audio/ogg wav=audio/wav amr=audio/amr weba=audio/webm \
+    mp4=video/mp4 mov=video/quicktime 3gp=video/3gpp webm=video/webm \
+    pdf=application/pdf txt=text/plain vcf=text/vcard";
 
 /// The default allow-list: what Podium's inbox renders (images, voice notes, short
 /// videos) plus PDFs, plain text and contact cards.
@@ -103,15 +89,43 @@ impl Default for AttachmentPolicy {
 }
 
 /// Why a policy itself is unusable (a configuration error, not a customer's).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyError {
-    #[error("max_bytes {0} exceeds Podium's limit of {PODIUM_MAX_ATTACHMENT_BYTES} bytes")]
     MaxBytesAbovePodium(u64),
-    #[error("max_bytes must be at least 1")]
     MaxBytesZero,
-    #[error("allowed type {0:?} is not of the form type/subtype or type/*")]
     BadType(String),
 }
+
+impl PolicyError {
+    /// The message (also the `Display`), built without `core::fmt` (see `text.rs`).
+    pub fn message(&self) -> String {
+        match self {
+            PolicyError::MaxBytesAbovePodium(n) => {
+                let mut m = "max_bytes ".to_owned();
+                text::push_uint(&mut m, *n);
+                m.push_str(" exceeds Podium's limit of ");
+                text::push_uint(&mut m, PODIUM_MAX_ATTACHMENT_BYTES);
+                m.push_str(" bytes");
+                m
+            }
+            PolicyError::MaxBytesZero => "max_bytes must be at least 1".into(),
+            PolicyError::BadType(t) => {
+                let mut m = "allowed type ".to_owned();
+                m.push_str(&text::quoted(t));
+                m.push_str(" is not of the form type/subtype or type/*");
+                m
+            }
+        }
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for PolicyError {}
 
 impl AttachmentPolicy {
     /// Check a merchant-supplied policy; the widget and the worker refuse a bad one.
@@ -124,9 +138,9 @@ impl AttachmentPolicy {
         }
         for t in &mut self.allowed_types {
             *t = t.trim().to_ascii_lowercase();
-            let well_formed = t
-                .split_once('/')
-                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('/'));
+            let well_formed = text::split_once_byte(t, b'/').is_some_and(|(a, b)| {
+                !a.is_empty() && !b.is_empty() && !b.bytes().any(|c| c == b'/')
+            });
             if !well_formed {
                 return Err(PolicyError::BadType(t.clone()));
             }
@@ -135,7 +149,9 @@ impl AttachmentPolicy {
     }
 
     fn allows(&self, content_type: &str) -> bool {
-        let family = content_type.split('/').next().unwrap_or_default();
+        let family = text::split_byte(content_type, b'/')
+            .next()
+            .unwrap_or_default();
         self.allowed_types.iter().any(|allowed| {
             allowed == content_type
                 || allowed
@@ -146,21 +162,23 @@ impl AttachmentPolicy {
 }
 
 /// Why one attachment (or a set of them) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachmentError {
-    #[error("the file is empty")]
     Empty,
-    #[error("{}", too_large_message(*size, *limit))]
     TooLarge { size: u64, limit: u64 },
-    #[error("files of type {content_type} can't be sent here")]
     TypeNotAllowed { content_type: String },
-    #[error("at most {limit} files can be sent in one message ({count} given)")]
     TooMany { count: usize, limit: usize },
-    #[error("the file name is empty, too long or contains control characters or slashes")]
     InvalidName,
-    #[error("the file size must be a whole, non-negative number of bytes")]
     InvalidSize,
 }
+
+impl fmt::Display for AttachmentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for AttachmentError {}
 
 impl AttachmentError {
     /// Stable machine-readable code.
@@ -172,6 +190,35 @@ impl AttachmentError {
             AttachmentError::TooMany { .. } => "attachment_too_many",
             AttachmentError::InvalidName => "attachment_invalid_name",
             AttachmentError::InvalidSize => "attachment_invalid_size",
+        }
+    }
+
+    /// The message for people (also the `Display`), built without `core::fmt` (see
+    /// `text.rs`): "the file is 31.5 MB and the limit is 25 MB".
+    pub fn message(&self) -> String {
+        match self {
+            AttachmentError::Empty => "the file is empty".into(),
+            AttachmentError::TooLarge { size, limit } => too_large_message(*size, *limit),
+            AttachmentError::TypeNotAllowed { content_type } => {
+                let mut m = "files of type ".to_owned();
+                m.push_str(content_type);
+                m.push_str(" can't be sent here");
+                m
+            }
+            AttachmentError::TooMany { count, limit } => {
+                let mut m = "at most ".to_owned();
+                text::push_uint(&mut m, *limit as u64);
+                m.push_str(" files can be sent in one message (");
+                text::push_uint(&mut m, *count as u64);
+                m.push_str(" given)");
+                m
+            }
+            AttachmentError::InvalidName => {
+                "the file name is empty, too long or contains control characters or slashes".into()
+            }
+            AttachmentError::InvalidSize => {
+                "the file size must be a whole, non-negative number of bytes".into()
+            }
         }
     }
 }
@@ -202,7 +249,7 @@ pub fn check(
     let content_type = resolve_content_type(content_type, extension.as_deref());
     let refused_extension = extension
         .as_deref()
-        .is_some_and(|e| REFUSED_EXTENSIONS.contains(&e));
+        .is_some_and(|e| text::split_byte(REFUSED_EXTENSIONS, b' ').any(|r| r == e));
     if refused_extension || content_type.is_empty() || !policy.allows(&content_type) {
         return Err(AttachmentError::TypeNotAllowed {
             content_type: if content_type.is_empty() {
@@ -248,8 +295,7 @@ fn check_name(name: &str) -> Result<Option<String>, AttachmentError> {
     if bad {
         return Err(AttachmentError::InvalidName);
     }
-    Ok(name
-        .rsplit_once('.')
+    Ok(text::rsplit_once_byte(name, b'.')
         .map(|(_, ext)| ext.trim().to_ascii_lowercase())
         .filter(|ext| !ext.is_empty()))
 }
@@ -257,8 +303,7 @@ fn check_name(name: &str) -> Result<Option<String>, AttachmentError> {
 /// Lowercase, drop parameters (`; charset=…`), and infer from the extension when the
 /// client sent nothing useful.
 fn resolve_content_type(claimed: &str, extension: Option<&str>) -> String {
-    let claimed = claimed
-        .split(';')
+    let claimed = text::split_byte(claimed, b';')
         .next()
         .unwrap_or_default()
         .trim()
@@ -267,8 +312,12 @@ fn resolve_content_type(claimed: &str, extension: Option<&str>) -> String {
         return claimed;
     }
     extension
-        .and_then(|ext| TYPES_BY_EXTENSION.iter().find(|(e, _)| *e == ext))
-        .map(|(_, t)| (*t).to_owned())
+        .and_then(|ext| {
+            text::split_byte(TYPES_BY_EXTENSION, b' ')
+                .filter_map(|pair| text::split_once_byte(pair, b'='))
+                .find(|(e, _)| *e == ext)
+        })
+        .map(|(_, t)| t.to_owned())
         .unwrap_or(claimed)
 }
 
@@ -276,28 +325,18 @@ fn resolve_content_type(claimed: &str, extension: Option<&str>) -> String {
 /// the two look equal ("25 MB and the limit is 25 MB" helps nobody).
 fn too_large_message(size: u64, limit: u64) -> String {
     let (s, l) = (human_bytes(size), human_bytes(limit));
-    if s == l {
-        format!(
-            "the file is {} bytes and the limit is {} bytes",
-            grouped(size),
-            grouped(limit)
-        )
+    let (s, l, unit) = if s == l {
+        (text::grouped(size), text::grouped(limit), " bytes")
     } else {
-        format!("the file is {s} and the limit is {l}")
-    }
-}
-
-/// `25000001` → `25,000,001`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+        (s, l, "")
+    };
+    let mut m = "the file is ".to_owned();
+    m.push_str(&s);
+    m.push_str(unit);
+    m.push_str(" and the limit is ");
+    m.push_str(&l);
+    m.push_str(unit);
+    m
 }
 
 /// `25000000` → `25 MB`, `1536` → `1.5 KB` (decimal units, as the limit is).
@@ -311,13 +350,16 @@ pub fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     let name = UNITS.get(unit).copied().unwrap_or("bytes");
-    if unit == 0 {
-        format!("{bytes} bytes")
+    let mut out = if unit == 0 {
+        text::uint(bytes)
     } else if (value - value.round()).abs() < 0.05 {
-        format!("{value:.0} {name}")
+        text::fixed(value, 0)
     } else {
-        format!("{value:.1} {name}")
-    }
+        text::fixed(value, 1)
+    };
+    out.push(' ');
+    out.push_str(name);
+    out
 }
 
 #[cfg(test)]
@@ -470,5 +512,62 @@ mod tests {
         assert_eq!(human_bytes(999), "999 bytes");
         assert_eq!(human_bytes(1_500), "1.5 KB");
         assert_eq!(human_bytes(25_000_000), "25 MB");
+    }
+
+    /// The messages as they were written with `format!` before they were built by hand
+    /// (`text.rs`): the same text for every size.
+    fn formatted(bytes: u64) -> String {
+        const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+        let mut value = bytes as f64;
+        let mut unit = 0;
+        while value >= 1000.0 && unit < UNITS.len() - 1 {
+            value /= 1000.0;
+            unit += 1;
+        }
+        if unit == 0 {
+            format!("{bytes} bytes")
+        } else if (value - value.round()).abs() < 0.05 {
+            format!("{value:.0} {}", UNITS[unit])
+        } else {
+            format!("{value:.1} {}", UNITS[unit])
+        }
+    }
+
+    #[test]
+    fn messages_match_their_format_spelling() {
+        for (bytes, limit) in [(31_457_280, 25_000_000), (25_000_001, 25_000_000), (1, 0)] {
+            let e = AttachmentError::TooLarge { size: bytes, limit };
+            let (s, l) = (formatted(bytes), formatted(limit));
+            let want = if s == l {
+                format!(
+                    "the file is {} bytes and the limit is {} bytes",
+                    text::grouped(bytes),
+                    text::grouped(limit)
+                )
+            } else {
+                format!("the file is {s} and the limit is {l}")
+            };
+            assert_eq!(e.to_string(), want);
+        }
+        assert_eq!(
+            AttachmentError::TooMany { count: 7, limit: 5 }.to_string(),
+            "at most 5 files can be sent in one message (7 given)"
+        );
+        assert_eq!(
+            PolicyError::MaxBytesAbovePodium(99_999_999_999).to_string(),
+            "max_bytes 99999999999 exceeds Podium's limit of 25000000 bytes"
+        );
+        assert_eq!(
+            PolicyError::BadType("png".into()).to_string(),
+            "allowed type \"png\" is not of the form type/subtype or type/*"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn human_sizes_match_their_format_spelling(bytes in 0u64..(1 << 53), small in 0u64..5_000_000) {
+            proptest::prop_assert_eq!(human_bytes(bytes), formatted(bytes));
+            proptest::prop_assert_eq!(human_bytes(small), formatted(small));
+        }
     }
 }

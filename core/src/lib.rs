@@ -25,6 +25,7 @@ pub mod review;
 pub mod routing;
 pub mod session;
 pub mod signature;
+mod text;
 pub mod texts;
 pub mod time;
 pub mod webhook;

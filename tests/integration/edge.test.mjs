@@ -28,6 +28,7 @@ test('GET /health → ok', async () => {
   assert.equal(res.status, 200, res.text);
   assert.equal(res.body.status, 'ok');
   assert.equal(res.body.service, 'podium-gateway');
+  assert.match(res.body.phone_metadata_version, /^\d+\.\d+\.\d+$/);
 });
 
 describe('CORS (F17)', () => {

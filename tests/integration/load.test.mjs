@@ -19,6 +19,8 @@ let gw;
 before(async () => {
   gw = await startGateway({
     config: testConfig({
+      // Sessions that outlast the run (a timed-out session would prefix context notes).
+      session: { idle_ms: 600_000, warning_ms: 60_000 },
       // Never give up on a flaky Podium (P(30 failures in a row) ≈ 1e-21).
       retry: { base_ms: 100, max_delay_ms: 1000, max_attempts: 30, rate_limited_min_ms: 300, max_retry_after_ms: 2000 },
       podium: { requests_per_minute: 12_000, timeout_ms: 5000 },

@@ -1,5 +1,9 @@
-//! The browser face of `gateway-core`: phone, attachment and message checks for the chat
-//! widget, with the exact verdicts the worker gives.
+//! The browser face of `gateway-core` that every chat loads: phone and file checks with
+//! the exact verdicts the worker gives, kept small (see the README's Performance
+//! section): results are built as plain JS objects directly (no serde_json round trip),
+//! messages are built without `core::fmt`, and the whole-envelope check
+//! (`validateMessage`, which needs serde_json) lives in a second module, `widget_message`,
+//! fetched only when a message is about to be sent.
 //!
 //! Nothing exported here throws on bad input: every function returns a plain object,
 //! `{ok: true, …}` or `{ok: false, code, message, field?}`.
@@ -14,14 +18,17 @@
 )]
 
 use gateway_core::attachment::{self, AttachmentPolicy};
-use gateway_core::envelope::{self, ValidationContext};
-use gateway_core::{phone, Problem};
-use js_sys::{Reflect, JSON};
-use serde_json::{json, Value};
+use gateway_core::phone;
+use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -32,10 +39,72 @@ export type AttachmentResult = { ok: true; contentType: string } | Refusal;
 export type MessageResult =
   | { ok: true; e164: string; extension?: string; attachmentTypes: string[] }
   | (Refusal & { problems: Refusal[] });
+/** validateMessage before the message module has loaded: await it for the verdict. */
+export type PendingMessageResult =
+  ({ ok: true } | (Refusal & { problems: Refusal[] })) & { pending: true } & PromiseLike<MessageResult | undefined>;
 /** Anything with `name`, `type` and `size` (a `File` works as it is). */
 export interface AttachmentLike { name: string; type: string; size: number }
 export interface AttachmentPolicy { max_bytes?: number; allowed_types?: string[]; max_count?: number }
 "#;
+
+// The second module (validateMessage) is loaded by this small piece of JS. wasm-bindgen
+// emits it as `snippets/widget-wasm-<hash>/inline0.js`; scripts/build-widget.sh bundles it
+// into `widget.js` (one request fewer on a cold start), so `import.meta.url` is
+// `widget.js`'s and `widget_message.js` is found beside it.
+#[wasm_bindgen(inline_js = r#"
+let message = null;
+let loading = null;
+export function load_message_validator() {
+  if (loading === null) {
+    const url = new URL('widget_message.js', import.meta.url);
+    loading = import(url.href)
+      .then((m) => m.default({ module_or_path: new URL('widget_message_bg.wasm', url) })
+        .then(() => { message = m; return true; }))
+      .catch(() => { loading = null; return false; });
+  }
+  return loading;
+}
+export function phone_ok(digits, extension) {
+  const e164 = '+' + digits;
+  return extension === undefined ? { ok: true, e164 } : { ok: true, e164, extension };
+}
+export function file_ok(contentType) { return { ok: true, contentType }; }
+export function refusal(code, message) { return { ok: false, code, message }; }
+export function message_loaded() { return message !== null; }
+export function validate_message(envelope, region, policy, early) {
+  if (message !== null) return message.validateMessage(envelope, region, policy);
+  const verdict = load_message_validator()
+    .then((ok) => (ok ? message.validateMessage(envelope, region, policy) : undefined));
+  const out = early === undefined ? { ok: true } : early;
+  out.pending = true;
+  out.then = (resolve, reject) => verdict.then(resolve, reject);
+  return out;
+}
+export function phone_problem(code, message) {
+  const field = 'contact.phone';
+  return { ok: false, code, message, field, problems: [{ code, message, field }] };
+}
+"#)]
+extern "C" {
+    // Results are built here, in JS, in one call each (instead of a Reflect.set per
+    // field). The E.164 digits cross as a number (at most 15 digits: exact in a double,
+    // never a leading zero), which spares decoding a string from wasm memory.
+    fn phone_ok(digits: f64, extension: Option<String>) -> JsValue;
+    fn file_ok(content_type: &str) -> JsValue;
+    #[wasm_bindgen(js_name = refusal)]
+    fn js_refusal(code: &str, message: &str) -> JsValue;
+    #[wasm_bindgen(js_name = load_message_validator)]
+    fn js_load_message_validator() -> Promise;
+    fn message_loaded() -> bool;
+    #[wasm_bindgen(js_name = validate_message)]
+    fn js_validate_message(
+        envelope: &JsValue,
+        region: &JsValue,
+        policy: &JsValue,
+        early: &JsValue,
+    ) -> JsValue;
+    fn phone_problem(code: &str, message: &str) -> JsValue;
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -56,11 +125,20 @@ pub fn normalize_phone(
 ) -> JsValue {
     let region = region.and_then(|r| JsValue::from(r).as_string());
     let Some(raw) = raw.as_string() else {
-        return refusal("wrong_type", "the phone number must be a string", None);
+        return refusal("wrong_type", "the phone number must be a string");
     };
     match phone::parse(&raw, region.as_deref()) {
-        Ok(n) => to_js(&json!({"ok": true, "e164": n.e164, "extension": n.extension})),
-        Err(e) => refusal(e.code(), &e.to_string(), None),
+        Ok(n) => {
+            // E.164 is `+` and at most 15 digits: the digits as a double are exact.
+            let digits = n
+                .e164
+                .as_str()
+                .bytes()
+                .skip(1)
+                .fold(0.0, |v, b| v * 10.0 + f64::from(b.wrapping_sub(b'0')));
+            phone_ok(digits, n.extension)
+        }
+        Err(e) => refusal(e.code(), &e.message()),
     }
 }
 
@@ -70,7 +148,7 @@ pub fn check_attachment(
     #[wasm_bindgen(unchecked_param_type = "AttachmentLike")] file: JsValue,
     policy: Option<PolicyArg>,
 ) -> JsValue {
-    let policy = match read_policy(policy) {
+    let policy = match read_policy(policy.map(JsValue::from)) {
         Ok(p) => p,
         Err(refused) => return refused,
     };
@@ -81,74 +159,60 @@ pub fn check_attachment(
         return refusal(
             "wrong_type",
             "expected an object with name (string), type (string) and size (number)",
-            None,
         );
     };
     let verdict = attachment::size_from_f64(size)
         .and_then(|size| attachment::check(&policy, &name, &content_type, size));
     match verdict {
-        Ok(accepted) => to_js(&json!({"ok": true, "contentType": accepted.content_type})),
-        Err(e) => refusal(e.code(), &e.to_string(), None),
+        Ok(accepted_file) => file_ok(&accepted_file.content_type),
+        Err(e) => refusal(e.code(), &e.message()),
     }
 }
 
-/// Validate a whole webchat envelope (an object or its JSON text) exactly as the worker
-/// will, with the store's region for the phone number.
-#[wasm_bindgen(js_name = validateMessage, unchecked_return_type = "MessageResult")]
+/// Validate a whole webchat envelope exactly as the worker will. Once the message
+/// module is loaded (`loadMessageValidator`, or `warmUp`) the verdict is returned as is;
+/// before that the call starts loading it and returns a pending result that is also a
+/// promise of the verdict (`await` it): a refusal of the contact's phone if that is
+/// wrong (the envelope's verdict lists it too), else `{ok: true, pending: true}`, which
+/// a synchronous caller takes as "no refusal yet: the gateway decides".
+#[wasm_bindgen(
+    js_name = validateMessage,
+    unchecked_return_type = "MessageResult | PendingMessageResult"
+)]
 pub fn validate_message(
     #[wasm_bindgen(unchecked_param_type = "object | string")] envelope: JsValue,
     region: Option<RegionArg>,
     policy: Option<PolicyArg>,
 ) -> JsValue {
-    let attachment_policy = match read_policy(policy) {
-        Ok(p) => p,
-        Err(refused) => return refused,
-    };
-    // The same bytes the worker will parse: JSON text, parsed by the same serde code.
-    let text = match envelope.as_string() {
-        Some(text) => text,
-        None => match JSON::stringify(&envelope).ok().and_then(|s| s.as_string()) {
-            Some(text) => text,
-            None => {
-                return refusal(
-                    "invalid_json",
-                    "the envelope cannot be turned into JSON",
-                    None,
-                )
-            }
-        },
-    };
-    let ctx = ValidationContext {
-        default_region: region.and_then(|r| JsValue::from(r).as_string()),
-        attachment_policy,
-    };
-    match envelope::validate(text.as_bytes(), &ctx) {
-        Ok(v) => to_js(&json!({
-            "ok": true,
-            "e164": v.phone,
-            "extension": v.phone_extension,
-            "attachmentTypes": v.attachment_types,
-        })),
-        Err(problems) => {
-            let first = problems.first().cloned().unwrap_or(Problem {
-                code: "invalid_envelope",
-                message: "the envelope is invalid".into(),
-                field: None,
-            });
-            let mut out = refusal_value(first.code, &first.message, first.field.as_deref());
-            if let Value::Object(map) = &mut out {
-                map.insert("problems".into(), json!(problems));
-            }
-            to_js(&out)
+    let region = region.map_or(JsValue::UNDEFINED, JsValue::from);
+    let policy = policy.map_or(JsValue::UNDEFINED, JsValue::from);
+    // Until the message module is here, the one check this module can make the same
+    // way: the contact's phone (the field customers get wrong). A refusal from it is
+    // the envelope's too; anything else waits for the full verdict.
+    let mut early = JsValue::UNDEFINED;
+    if !message_loaded() {
+        let phone = get(&get(&envelope, "contact"), "phone").as_string();
+        if let Some(Err(e)) = phone.map(|p| phone::parse(&p, region.as_string().as_deref())) {
+            early = phone_problem(e.code(), &e.message());
         }
     }
+    js_validate_message(&envelope, &region, &policy, &early)
 }
 
-/// Build the phone metadata now (≈200 ms the first time) so the customer's first
-/// keystroke does not pay for it. The snippet calls this when the page is idle.
+/// Fetch and start the message module (`widget_message.js` + `widget_message_bg.wasm`
+/// beside this one) for `validateMessage`; resolves `true` once it runs, `false` if it
+/// could not load (a later call tries again).
+#[wasm_bindgen(js_name = loadMessageValidator, unchecked_return_type = "Promise<boolean>")]
+pub fn load_message_validator() -> Promise {
+    js_load_message_validator()
+}
+
+/// Get ready for the customer's first keystroke and send: the phone metadata is compiled
+/// in (nothing to build), so this only starts loading the message module in the
+/// background. The snippet calls it once the chat is in use.
 #[wasm_bindgen(js_name = warmUp)]
 pub fn warm_up() {
-    phone::warm_up();
+    let _ = js_load_message_validator();
 }
 
 /// The largest attachment Podium takes, in bytes.
@@ -166,21 +230,77 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-fn read_policy(policy: Option<PolicyArg>) -> Result<AttachmentPolicy, JsValue> {
-    let Some(policy) = policy
-        .map(JsValue::from)
-        .filter(|p| !p.is_undefined() && !p.is_null())
-    else {
+/// The libphonenumber metadata version the phone checks were compiled from (`9.0.33`).
+#[wasm_bindgen(js_name = metadataVersion)]
+pub fn metadata_version() -> String {
+    phone::metadata_version().to_owned()
+}
+
+/// A policy object as the worker reads its JSON (`{max_bytes?, allowed_types?,
+/// max_count?}`, unknown keys refused), read field by field instead of through
+/// JSON text and serde_json, which would double this module's size.
+fn read_policy(policy: Option<JsValue>) -> Result<AttachmentPolicy, JsValue> {
+    let Some(policy) = policy.filter(|p| !p.is_undefined() && !p.is_null()) else {
         return Ok(AttachmentPolicy::default());
     };
-    let bad = |why: String| refusal("invalid_policy", &why, None);
-    let text = JSON::stringify(&policy)
-        .ok()
-        .and_then(|s| s.as_string())
-        .ok_or_else(|| bad("the policy cannot be turned into JSON".into()))?;
-    let parsed: AttachmentPolicy =
-        serde_json::from_str(&text).map_err(|e| bad(format!("invalid attachment policy: {e}")))?;
-    parsed.validated().map_err(|e| bad(e.to_string()))
+    let bad = |why: &str| {
+        let mut m = "invalid attachment policy: ".to_owned();
+        m.push_str(why);
+        refusal("invalid_policy", &m)
+    };
+    if !policy.is_object() || Array::is_array(&policy) || policy.is_function() {
+        return Err(bad(
+            "expected an object {max_bytes?, allowed_types?, max_count?}",
+        ));
+    }
+    let mut parsed = AttachmentPolicy::default();
+    for key in Object::keys(&Object::from(policy.clone())).iter() {
+        let value = get(&policy, &key.as_string().unwrap_or_default());
+        // JSON.stringify leaves out undefined (and function) values: so does the worker.
+        if value.is_undefined() || value.is_function() {
+            continue;
+        }
+        match key.as_string().as_deref() {
+            Some("max_bytes") => {
+                parsed.max_bytes = whole(&value, u64::MAX)
+                    .ok_or_else(|| bad("max_bytes must be a whole number"))?;
+            }
+            Some("max_count") => {
+                parsed.max_count = whole(&value, usize::MAX as u64)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| bad("max_count must be a whole number"))?;
+            }
+            Some("allowed_types") => {
+                let types = Array::is_array(&value)
+                    .then(|| Array::from(&value).iter().map(|t| t.as_string()).collect())
+                    .flatten()
+                    .ok_or_else(|| bad("allowed_types must be a list of strings"))?;
+                parsed.allowed_types = types;
+            }
+            _ => {
+                return Err(bad(
+                    "unknown field, expected one of max_bytes, allowed_types, max_count",
+                ))
+            }
+        }
+    }
+    parsed
+        .validated()
+        .map_err(|e| refusal("invalid_policy", &e.message()))
+}
+
+/// A non-negative whole number up to `max`: what serde_json takes for an unsigned
+/// field from `JSON.stringify`'s output (so `10.0` passes and `10.5`, `-1`, `1e21` and
+/// non-numbers don't).
+fn whole(value: &JsValue, max: u64) -> Option<u64> {
+    const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
+    let n = value.as_f64()?;
+    if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < TWO_TO_64) {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let v = n as u64;
+    (v <= max).then_some(v)
 }
 
 fn get(target: &JsValue, key: &str) -> JsValue {
@@ -190,23 +310,6 @@ fn get(target: &JsValue, key: &str) -> JsValue {
     Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn refusal_value(code: &str, message: &str, field: Option<&str>) -> Value {
-    let mut out = json!({"ok": false, "code": code, "message": message});
-    if let (Some(field), Value::Object(map)) = (field, &mut out) {
-        map.insert("field".into(), json!(field));
-    }
-    out
-}
-
-fn refusal(code: &str, message: &str, field: Option<&str>) -> JsValue {
-    to_js(&refusal_value(code, message, field))
-}
-
-/// Plain objects with `undefined` rather than `null` for absent optional fields.
-fn to_js(value: &Value) -> JsValue {
-    let mut value = value.clone();
-    if let Value::Object(map) = &mut value {
-        map.retain(|_, v| !v.is_null());
-    }
-    JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
+fn refusal(code: &str, message: &str) -> JsValue {
+    js_refusal(code, message)
 }

@@ -214,5 +214,7 @@ fn health(env: &Env) -> std::result::Result<Response, AppError> {
         "service": "podium-gateway",
         "version": VERSION,
         "warnings": warnings,
+        // The libphonenumber metadata compiled into core::phone (see phonegen).
+        "phone_metadata_version": gateway_core::phone::metadata_version(),
     }))?)
 }

@@ -9,8 +9,10 @@ use worker::Storage;
 
 use crate::error::AppError;
 
-/// Keys kept per object at most (the oldest are dropped first).
-const MAX_KEYS: usize = 1_000;
+/// Keys kept per object at most (the oldest are dropped first): a stored value must stay
+/// under the storage API's 128 KiB, and a phone or session with more keyed messages than
+/// this in a day is not a customer.
+const MAX_KEYS: usize = 200;
 /// Longest key accepted (longer ones are hashed by the caller or refused at the edge).
 pub const MAX_KEY_CHARS: usize = 200;
 
