@@ -137,8 +137,8 @@ fn too_large(limit: usize) -> AppError {
 }
 
 /// Read a body of at most `limit` bytes, counting while it streams: 413 from
-/// `Content-Length` before reading, and 413 the moment a chunked (or lying) body passes
-/// the limit — the rest is never read, so memory stays bounded.
+/// `Content-Length` before reading, and 413 once a chunked (or lying) body passes the
+/// limit — nothing past it is kept, so memory stays bounded.
 pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, AppError> {
     let declared = req
         .headers()
@@ -164,9 +164,8 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
         let bytes = js_sys::Uint8Array::new(&chunk);
         let len = bytes.length() as usize;
         if body.len().saturating_add(len) > limit {
-            // Tell the runtime the rest is not wanted (the connection is not left
-            // holding an unread body), and answer now.
-            let _ = reader.cancel().await;
+            drop(body);
+            discard_rest(&mut reader, len).await;
             return Err(too_large(limit));
         }
         let start = body.len();
@@ -175,6 +174,28 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
             bytes.copy_to(dst);
         }
     }
+}
+
+/// How much of an oversized chunked body is read and thrown away before answering.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+/// After a body passed its limit: read (and drop) what is left of a slightly oversized
+/// body, so the connection ends cleanly and stays usable — cancelling a body mid-stream
+/// leaves wrangler dev's local proxy stuck on the next request — and cancel a large one
+/// once `DRAIN_BYTES` have gone by (memory stays bounded either way).
+async fn discard_rest(
+    reader: &mut wasm_streams::readable::ReadableStreamDefaultReader<'_>,
+    mut seen: usize,
+) {
+    while seen <= DRAIN_BYTES {
+        match reader.read().await {
+            Ok(Some(chunk)) => {
+                seen = seen.saturating_add(js_sys::Uint8Array::new(&chunk).length() as usize);
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+    let _ = reader.cancel().await;
 }
 
 /// Read a JSON body of at most `limit` bytes: 415 for another type, 413 as above.

@@ -86,14 +86,20 @@ async fn log_event(
     .await
 }
 
-/// How long after an uncertain invite call its outcome is read: a call Podium is still
-/// working on when we stop waiting may land later, so wait two of its timeouts (and at
-/// least the retry policy's first step) before concluding there is no invite.
-fn verify_delay_ms(config: &gateway_core::config::GatewayConfig) -> i64 {
-    i64::from(config.podium.timeout_ms)
-        .saturating_mul(2)
-        .max(config.retry.base_ms)
-        .max(1_000)
+/// How long after an uncertain invite call its outcome is read. A call Podium itself
+/// answered (a 500, a 401) is over: read after the retry policy's first step. A call
+/// that may still be running — no answer in time, or a proxy's 502/504 in front of
+/// Podium — may land later, so wait two of its timeouts before concluding there is no
+/// invite.
+fn verify_delay_ms(config: &gateway_core::config::GatewayConfig, may_still_run: bool) -> i64 {
+    let settled = config.retry.base_ms.max(100);
+    if may_still_run {
+        i64::from(config.podium.timeout_ms)
+            .saturating_mul(2)
+            .max(settled)
+    } else {
+        settled
+    }
 }
 
 impl ReviewSchedule {
@@ -413,7 +419,7 @@ impl ReviewSchedule {
                 reviews.uncertain(
                     id,
                     &format!("Podium answered {status} {detail}"),
-                    now.saturating_add(verify_delay_ms(config)),
+                    now.saturating_add(verify_delay_ms(config, matches!(status, 502 | 504))),
                     now,
                 );
                 self.save(&reviews).await?;
@@ -486,7 +492,7 @@ impl ReviewSchedule {
                 reviews.uncertain(
                     id,
                     &format!("no answer from Podium: {detail}"),
-                    now.saturating_add(verify_delay_ms(config)),
+                    now.saturating_add(verify_delay_ms(config, true)),
                     now,
                 );
                 self.save(&reviews).await?;
