@@ -158,6 +158,10 @@ test('a scripted attack (120 requests, 6 IPs, 6 countries) is bounded; a real cu
   assert.equal(alerts.length, 1, JSON.stringify(final.alerts));
   assert.equal(alerts[0].body.calling_code, 44);
   assert.match(alerts[0].body.text, /\+44 paused/);
+  console.log(`# attack: ${attack.length} requests from 6 IPs → ${accepted.length} accepted (all delivered to the inbox), ${limited.length} refused 429; `
+    + `automatic texts: ${attackTexts} to attack numbers (${JSON.stringify(byCountry)}), breaker tripped ${metrics.auto_text_breaker_tripped}× (+44), `
+    + `skipped untrusted ${metrics['auto_text_skipped:untrusted'] ?? 0}, country ${metrics['auto_text_skipped:country_not_allowed'] ?? 0}, `
+    + `suppressed by the open breaker ${metrics.suppressed_breaker ?? 0}; alerts ${alerts.length}; the customer: 1 chat, 1 confirmation`);
   // Alerts and counters carry no full phone number.
   assert.ok(!JSON.stringify(final.alerts).match(/\+44\d{6,}/), 'no phone in the alert');
 });
