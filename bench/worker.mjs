@@ -40,9 +40,17 @@ const CONFIG = {
 };
 const RETURNING = Number(process.env.BENCH_CUSTOMERS || 400);
 
-async function timed(url, init) {
+async function timed(url, init, retried = false) {
   const t = performance.now();
-  const res = await fetch(url, init);
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    // A keep-alive socket the local proxy closed while wrk ran: send again, once (the
+    // message carries an Idempotency-Key, so a repeat is answered, not queued twice).
+    if (retried || e?.cause?.code !== 'UND_ERR_SOCKET') throw e;
+    return timed(url, init, true);
+  }
   await res.arrayBuffer();
   return { ms: performance.now() - t, status: res.status, calls: res.headers.get('x-gateway-object-calls') };
 }
@@ -60,7 +68,7 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 function message(url, { session, phone, ip, text = 'hi' }) {
   return timed(`${url}/v1/webchat/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', origin: url, 'cf-connecting-ip': ip },
+    headers: { 'content-type': 'application/json', origin: url, 'cf-connecting-ip': ip, 'idempotency-key': randomUUID() },
     body: JSON.stringify({ session_id: session, message: { type: 'text', value: text }, contact: { phone, name: 'Bench' }, location: { page_url: 'http://127.0.0.1/sydney/' } }),
   });
 }

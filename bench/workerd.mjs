@@ -60,8 +60,9 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
     ...extraVars,
   };
   // Built once, run as built (see prepareWorker: no rebuild-and-restart under load).
-  const config = prepareWorker();
-  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(await freePort())];
+  const wranglerToml = prepareWorker();
+  const inspector = await freePort();
+  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--config', wranglerToml, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(inspector)];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = start(process.execPath, args, {
     PATH: `${ROOT}/node_modules/.bin:${os.homedir()}/.cargo/bin:${process.env.PATH}`,
@@ -69,7 +70,7 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 1800; i++) {
-    try { if ((await fetch(`${url}/health`)).ok) return { child, url }; } catch { /* not yet */ }
+    try { if ((await fetch(`${url}/health`)).ok) return { child, url, inspector }; } catch { /* not yet */ }
     if (child.exitCode !== null) throw new Error('wrangler exited: ' + child.output.slice(-2000));
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -4,9 +4,10 @@
 #!            speed in Node and headless Chromium, agreement on one mixed-region corpus
 #!            (bench/run.mjs; knobs BENCH_COLD_RUNS, BENCH_PASSES, BENCH_WARMUP_PASSES,
 #!            BENCH_WARM_ROUNDS, CHROMIUM_BIN).
-#!   worker — the worker under wrangler dev: webchat route vs a no-op route under wrk,
+#!   worker — the worker under wrangler dev: first messages and returning customers vs a
+#!            no-op route under wrk, object calls per message,
 #!            cold vs warm first request, bundle size (bench/worker.mjs; knobs
-#!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS).
+#!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS, BENCH_CUSTOMERS).
 #!   worker-cold — the same without the wrk load: bundle size, cold vs warm request.
 #!   webhooks — signed Podium deliveries vs a no-op route under wrk on one workerd, and CPU
 #!            per signature verification (core, native) vs Node's crypto
