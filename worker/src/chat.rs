@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
-use crate::edge::{self, Caller};
+use crate::edge::{self, Caller, Trust};
 use crate::error::AppError;
 use crate::rpc::Ctx;
 use crate::settings::Settings;
@@ -117,6 +117,46 @@ fn location_of(
     }
 }
 
+/// One `/chat` message (a prompt, or the phone form) as the pipeline's gateway envelope.
+struct ChatMessage<'a> {
+    session_id: &'a str,
+    text: String,
+    phone: Option<&'a str>,
+    name: Option<String>,
+    location: LocationContext,
+    widget_version: &'static str,
+    /// Hold the message when no phone is known yet (a prompt; a form always has one).
+    may_hold: bool,
+}
+
+impl ChatMessage<'_> {
+    fn inbound(self, req: &Request, key: Option<String>, trust: Trust) -> Inbound {
+        let mut contact = serde_json::Map::new();
+        if let Some(p) = self.phone {
+            contact.insert("phone".into(), json!(p));
+        }
+        if let Some(name) = self.name.filter(|n| !n.trim().is_empty()) {
+            contact.insert("name".into(), json!(name));
+        }
+        Inbound {
+            envelope: json!({
+                "session_id": chat_session_id(self.session_id),
+                "message": {"type": "text", "value": self.text},
+                "contact": contact,
+                "location": self.location,
+                "client": {"widget_version": self.widget_version},
+            }),
+            key,
+            trust,
+            client: Some(edge::client_ip(req)),
+            profile_uuid: None,
+            note: None,
+            may_hold: self.may_hold,
+            allow_empty: true,
+        }
+    }
+}
+
 /// `POST /chat` → `{output}` (and the phone form when the phone is not known yet).
 pub async fn post(
     mut req: Request,
@@ -153,30 +193,16 @@ pub async fn post(
     } else {
         prompt.clone()
     };
-    let mut contact = serde_json::Map::new();
-    if let Some(p) = &phone {
-        contact.insert("phone".into(), json!(p));
-    }
-    if let Some(name) = chat.name.filter(|n| !n.trim().is_empty()) {
-        contact.insert("name".into(), json!(name));
-    }
-    let envelope = json!({
-        "session_id": chat_session_id(&session_id),
-        "message": {"type": "text", "value": text},
-        "contact": contact,
-        "location": location,
-        "client": {"widget_version": "chat-protocol"},
-    });
-    let inbound = Inbound {
-        envelope,
-        key,
-        trust,
-        client: Some(edge::client_ip(&req)),
-        profile_uuid: None,
-        note: None,
+    let inbound = ChatMessage {
+        session_id: &session_id,
+        text,
+        phone: phone.as_deref(),
+        name: chat.name,
+        location,
+        widget_version: "chat-protocol",
         may_hold: true,
-        allow_empty: true,
-    };
+    }
+    .inbound(&req, key, trust);
     let outcome = pipeline(ctx, settings, inbound).await?;
     answer(&req, settings, &session_id, outcome)
 }
@@ -211,28 +237,16 @@ pub async fn submit_form(
             field: Some("phone".into()),
         }])
     })?;
-    let mut contact = serde_json::Map::new();
-    contact.insert("phone".into(), json!(e164.as_str()));
-    if let Some(name) = form.name.filter(|n| !n.trim().is_empty()) {
-        contact.insert("name".into(), json!(name));
-    }
-    let envelope = json!({
-        "session_id": chat_session_id(&session_id),
-        "message": {"type": "text", "value": ""},
-        "contact": contact,
-        "location": location,
-        "client": {"widget_version": "chat-protocol-form"},
-    });
-    let inbound = Inbound {
-        envelope,
-        key,
-        trust,
-        client: Some(edge::client_ip(&req)),
-        profile_uuid: None,
-        note: None,
+    let inbound = ChatMessage {
+        session_id: &session_id,
+        text: String::new(),
+        phone: Some(e164.as_str()),
+        name: form.name,
+        location,
+        widget_version: "chat-protocol-form",
         may_hold: false,
-        allow_empty: true,
-    };
+    }
+    .inbound(&req, key, trust);
     let outcome = pipeline(ctx, settings, inbound).await?;
     answer(&req, settings, &session_id, outcome)
 }

@@ -232,6 +232,21 @@ pub async fn alarm_at(storage: &worker::Storage, at_ms: i64) -> worker::Result<(
     storage.set_alarm(worker::ScheduledTime::new(date)).await
 }
 
+/// The end of an object's alarm: on an error, log it under `what` and try again in
+/// `retry_in_ms`, leaving the object's state where it is.
+pub async fn alarm_outcome(
+    storage: &worker::Storage,
+    what: &str,
+    outcome: Result<(), AppError>,
+    retry_in_ms: i64,
+) -> worker::Result<Response> {
+    if let Err(e) = outcome {
+        worker::console_error!("{}", json!({"level": "error", what: e.to_string()}));
+        alarm_at(storage, now_ms().saturating_add(retry_in_ms)).await?;
+    }
+    Response::ok("")
+}
+
 /// Make sure the object's alarm fires no later than `at_ms`.
 pub async fn wake_by(storage: &worker::Storage, at_ms: i64) -> worker::Result<()> {
     let current = storage.get_alarm().await?;

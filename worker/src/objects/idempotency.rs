@@ -119,15 +119,8 @@ impl DurableObject for Idempotency {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        if let Err(e) = self.run().await {
-            // Leave everything where it is; try again shortly.
-            worker::console_error!(
-                "{}",
-                json!({"level": "error", "idempotency_alarm": e.to_string()})
-            );
-            rpc::alarm_at(&self.state.storage(), now_ms() + 5_000).await?;
-        }
-        Response::ok("")
+        let outcome = self.run().await;
+        rpc::alarm_outcome(&self.state.storage(), "idempotency_alarm", outcome, 5_000).await
     }
 }
 

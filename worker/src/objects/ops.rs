@@ -113,11 +113,8 @@ impl DurableObject for Ops {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        if let Err(e) = self.purge().await {
-            worker::console_error!("{}", json!({"level": "error", "ops_alarm": e.to_string()}));
-            rpc::alarm_at(&self.state.storage(), now_ms() + 60_000).await?;
-        }
-        Response::ok("")
+        let outcome = self.purge().await;
+        rpc::alarm_outcome(&self.state.storage(), "ops_alarm", outcome, 60_000).await
     }
 }
 

@@ -56,14 +56,8 @@ impl DurableObject for ReviewSchedule {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        if let Err(e) = self.run().await {
-            worker::console_error!(
-                "{}",
-                json!({"level": "error", "reviews_alarm": e.to_string()})
-            );
-            rpc::alarm_at(&self.state.storage(), now_ms() + 30_000).await?;
-        }
-        Response::ok("")
+        let outcome = self.run().await;
+        rpc::alarm_outcome(&self.state.storage(), "reviews_alarm", outcome, 30_000).await
     }
 }
 

@@ -95,15 +95,9 @@ impl DurableObject for Contact {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        if let Err(e) = self.run().await {
-            // The jobs stay where they are; try again shortly.
-            worker::console_error!(
-                "{}",
-                json!({"level": "error", "phone_alarm": e.to_string()})
-            );
-            rpc::alarm_at(&self.state.storage(), now_ms() + 5_000).await?;
-        }
-        Response::ok("")
+        // On an error the jobs stay where they are: try again shortly.
+        let outcome = self.run().await;
+        rpc::alarm_outcome(&self.state.storage(), "phone_alarm", outcome, 5_000).await
     }
 }
 
