@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
 use worker::{Env, HttpMetadata, Request, Response};
 
+use crate::edge;
 use crate::error::AppError;
 use crate::rpc::{self, now_ms};
 use crate::settings::Settings;
@@ -44,24 +45,7 @@ fn filename(req: &Request) -> Result<String, AppError> {
             Some("x-filename"),
         )
     })?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| {
+    String::from_utf8(edge::percent_decode_bytes(&raw)).map_err(|_| {
         AppError::bad_request(
             "attachment_invalid_name",
             "x-filename is not UTF-8",

@@ -213,6 +213,30 @@ pub async fn json_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, AppEr
     read_limited(req, limit).await
 }
 
+/// Decode `%XX` escapes (a malformed escape stays as typed); the caller decides how to
+/// read the bytes as text (header values and path segments are ASCII; UTF-8 inside).
+pub fn percent_decode_bytes(raw: &str) -> Vec<u8> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
 /// The client's IP (Cloudflare sets `CF-Connecting-IP`; locally it may be absent).
 pub fn client_ip(req: &Request) -> String {
     req.headers()

@@ -90,18 +90,6 @@ pub async fn apply_opt_out(ctx: &Ctx, action: &Action) -> Result<Option<Value>, 
     }
 }
 
-/// Keep a provider event for operators, in the shard of `key` (its phone, else its kind).
-async fn keep(
-    ctx: &Ctx,
-    settings: &Settings,
-    key: &str,
-    kind: &str,
-    at_ms: i64,
-    data: Value,
-) -> Result<(), AppError> {
-    ops::add_event(ctx, settings, key, kind, at_ms, data).await
-}
-
 /// A copy of a payload with phone numbers masked (alerts and hooks leave the gateway;
 /// `webhooks.full_phone_in_hooks` keeps them for a merchant's own system that needs them).
 pub fn masked_for_hooks(settings: &Settings, value: &Value) -> Value {
@@ -221,7 +209,7 @@ pub async fn perform(
         Action::Keyword { .. } | Action::PodiumOptState { .. } => Ok(json!({})),
         Action::MessageFailed { at_ms, phone, .. } => {
             let shard_key = phone.clone().unwrap_or_else(|| key.to_owned());
-            keep(
+            ops::add_event(
                 ctx,
                 settings,
                 &shard_key,
@@ -235,7 +223,7 @@ pub async fn perform(
         Action::Review(r) => {
             // Kept first: the record survives even if the alert has to be retried.
             let shard_key = r.phone.clone().unwrap_or_else(|| key.to_owned());
-            keep(
+            ops::add_event(
                 ctx,
                 settings,
                 &shard_key,
@@ -258,7 +246,7 @@ pub async fn perform(
             phone,
         } => {
             let shard_key = phone.clone().unwrap_or_else(|| invite_uid.clone());
-            keep(
+            ops::add_event(
                 ctx,
                 settings,
                 &shard_key,
@@ -308,7 +296,7 @@ pub async fn perform(
             Ok(json!({"remembered_phone": phone::mask(phone)}))
         }
         Action::Store { kind, payload } => {
-            keep(ctx, settings, key, kind, now_ms(), masked(payload.clone())).await?;
+            ops::add_event(ctx, settings, key, kind, now_ms(), masked(payload.clone())).await?;
             let review = reviews::trigger(ctx, settings, kind, payload).await?;
             Ok(json!({"recorded": kind, "scheme": scheme, "review": review}))
         }

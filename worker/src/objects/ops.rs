@@ -140,7 +140,19 @@ fn expires(body: &Value) -> i64 {
         .min(NEVER_MS)
 }
 
-/// Rows of `table` whose JSON column `column` holds the record, as values.
+/// A `dead_letters` row (id, at_ms, phone, reason, attempts, job) as the record.
+fn dead_letter_row(row: &Value) -> Option<DeadLetter> {
+    Some(DeadLetter {
+        id: row.get("id")?.as_str()?.to_owned(),
+        at_ms: row.get("at_ms")?.as_f64().map(|v| v as i64)?,
+        phone: row.get("phone")?.as_str()?.to_owned(),
+        reason: row.get("reason")?.as_str()?.to_owned(),
+        attempts: row.get("attempts")?.as_f64().map(|v| v as u32).unwrap_or(0),
+        job: serde_json::from_str(row.get("job")?.as_str()?).ok()?,
+    })
+}
+
+/// Rows whose JSON column `column` holds the record, as values.
 fn parse_rows(rows: Vec<Value>, column: &str) -> Vec<Value> {
     rows.into_iter()
         .filter_map(|row| {
@@ -169,6 +181,23 @@ impl Ops {
         Ok(())
     }
 
+    /// Insert a record that expires at `expires_ms` (nothing when its id is already
+    /// here), counting `counter` only for a new one; whether it was new.
+    async fn insert_once(
+        &self,
+        query: &str,
+        args: Vec<SqlStorageValue>,
+        counter: &str,
+        expires_ms: i64,
+    ) -> Result<bool, AppError> {
+        let added = self.sql().exec(query, args)?.rows_written() > 0;
+        if added {
+            self.bump(counter, 1)?;
+        }
+        self.expire_by(expires_ms).await?;
+        Ok(added)
+    }
+
     fn bump(&self, name: &str, by: i64) -> Result<(), AppError> {
         let name: String = name.chars().take(96).collect();
         self.sql().exec(
@@ -185,8 +214,8 @@ impl Ops {
                 let letter: DeadLetter =
                     rpc::args(body.get("letter").cloned().unwrap_or_default())?;
                 let expires_ms = expires(&body);
-                let written = sql
-                    .exec(
+                let added = self
+                    .insert_once(
                         "INSERT INTO dead_letters (id, at_ms, phone, reason, attempts, job, expires_ms)
                          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
                         vec![
@@ -198,13 +227,11 @@ impl Ops {
                             text(letter.job.to_string()),
                             int(expires_ms),
                         ],
-                    )?
-                    .rows_written();
-                if written > 0 {
-                    self.bump("dead_lettered", 1)?;
-                }
-                self.expire_by(expires_ms).await?;
-                Ok(json!({"added": written > 0}))
+                        "dead_lettered",
+                        expires_ms,
+                    )
+                    .await?;
+                Ok(json!({"added": added}))
             }
             "dead_letter.page" => {
                 let page: PageArgs = rpc::args(body)?;
@@ -217,17 +244,8 @@ impl Ops {
                         vec![int(after_ms), int(after_ms), text(after_id), int(limit)],
                     )?
                     .to_array::<Value>()?
-                    .into_iter()
-                    .filter_map(|row| {
-                        Some(DeadLetter {
-                            id: row.get("id")?.as_str()?.to_owned(),
-                            at_ms: row.get("at_ms")?.as_f64().map(|v| v as i64)?,
-                            phone: row.get("phone")?.as_str()?.to_owned(),
-                            reason: row.get("reason")?.as_str()?.to_owned(),
-                            attempts: row.get("attempts")?.as_f64().map(|v| v as u32).unwrap_or(0),
-                            job: serde_json::from_str(row.get("job")?.as_str()?).ok()?,
-                        })
-                    })
+                    .iter()
+                    .filter_map(dead_letter_row)
                     .collect();
                 Ok(json!({"dead_letters": rows}))
             }
@@ -238,16 +256,7 @@ impl Ops {
                         vec![text(field(&body, "id"))],
                     )?
                     .to_array()?;
-                let letter = rows.into_iter().next().and_then(|row| {
-                    Some(DeadLetter {
-                        id: row.get("id")?.as_str()?.to_owned(),
-                        at_ms: row.get("at_ms")?.as_f64().map(|v| v as i64)?,
-                        phone: row.get("phone")?.as_str()?.to_owned(),
-                        reason: row.get("reason")?.as_str()?.to_owned(),
-                        attempts: row.get("attempts")?.as_f64().map(|v| v as u32).unwrap_or(0),
-                        job: serde_json::from_str(row.get("job")?.as_str()?).ok()?,
-                    })
-                });
+                let letter = rows.first().and_then(dead_letter_row);
                 Ok(json!(letter))
             }
             "dead_letter.delete" => {
@@ -266,8 +275,8 @@ impl Ops {
                 let fallback: Fallback =
                     rpc::args(body.get("fallback").cloned().unwrap_or_default())?;
                 let expires_ms = expires(&body);
-                let written = sql
-                    .exec(
+                let added = self
+                    .insert_once(
                         "INSERT INTO fallbacks (id, at_ms, record, expires_ms) VALUES (?, ?, ?, ?)
                          ON CONFLICT(id) DO NOTHING",
                         vec![
@@ -276,13 +285,11 @@ impl Ops {
                             text(serde_json::to_string(&fallback)?),
                             int(expires_ms),
                         ],
-                    )?
-                    .rows_written();
-                if written > 0 {
-                    self.bump("routed_by_fallback", 1)?;
-                }
-                self.expire_by(expires_ms).await?;
-                Ok(json!({"added": written > 0}))
+                        "routed_by_fallback",
+                        expires_ms,
+                    )
+                    .await?;
+                Ok(json!({"added": added}))
             }
             "fallback.page" => {
                 let page: PageArgs = rpc::args(body)?;
@@ -369,23 +376,20 @@ impl Ops {
             "event.add" => {
                 let event: EventRecord = rpc::args(body.get("event").cloned().unwrap_or_default())?;
                 let expires_ms = expires(&body);
-                let written = sql
-                    .exec(
-                        "INSERT INTO events (id, kind, at_ms, data, expires_ms) VALUES (?, ?, ?, ?, ?)
-                         ON CONFLICT(id) DO NOTHING",
-                        vec![
-                            text(event.id.clone()),
-                            text(event.kind.clone()),
-                            int(event.at_ms),
-                            text(serde_json::to_string(&event)?),
-                            int(expires_ms),
-                        ],
-                    )?
-                    .rows_written();
-                if written > 0 {
-                    self.bump(&format!("event:{}", event.kind), 1)?;
-                }
-                self.expire_by(expires_ms).await?;
+                self.insert_once(
+                    "INSERT INTO events (id, kind, at_ms, data, expires_ms) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT(id) DO NOTHING",
+                    vec![
+                        text(event.id.clone()),
+                        text(event.kind.clone()),
+                        int(event.at_ms),
+                        text(serde_json::to_string(&event)?),
+                        int(expires_ms),
+                    ],
+                    &format!("event:{}", event.kind),
+                    expires_ms,
+                )
+                .await?;
                 Ok(json!({}))
             }
             "event.page" => {

@@ -410,18 +410,13 @@ impl ReviewSchedule {
                     .get("detail")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                reviews.uncertain(
-                    id,
-                    &format!("Podium answered {status} {detail}"),
-                    now.saturating_add(verify_delay_ms(config, matches!(status, 502 | 504))),
-                    now,
-                );
-                self.save(&reviews).await?;
-                worker::console_log!(
-                    "{}",
-                    json!({"event": "review_invite_uncertain", "request": id, "status": status})
-                );
-                Ok(())
+                let verify_at =
+                    now.saturating_add(verify_delay_ms(config, matches!(status, 502 | 504)));
+                let why = format!("Podium answered {status} {detail}");
+                let log =
+                    json!({"event": "review_invite_uncertain", "request": id, "status": status});
+                self.uncertain(reviews, id, &why, verify_at, now, &log)
+                    .await
             }
             "reply" => {
                 let detail = answer
@@ -483,18 +478,12 @@ impl ReviewSchedule {
                     .get("detail")
                     .and_then(Value::as_str)
                     .unwrap_or("no answer");
-                reviews.uncertain(
-                    id,
-                    &format!("no answer from Podium: {detail}"),
-                    now.saturating_add(verify_delay_ms(config, true)),
-                    now,
-                );
-                self.save(&reviews).await?;
-                worker::console_log!(
-                    "{}",
-                    json!({"event": "review_invite_uncertain", "request": id, "no_answer": true})
-                );
-                Ok(())
+                let verify_at = now.saturating_add(verify_delay_ms(config, true));
+                let why = format!("no answer from Podium: {detail}");
+                let log =
+                    json!({"event": "review_invite_uncertain", "request": id, "no_answer": true});
+                self.uncertain(reviews, id, &why, verify_at, now, &log)
+                    .await
             }
         }
     }
@@ -760,6 +749,24 @@ impl ReviewSchedule {
             )
             .await?;
         }
+        Ok(())
+    }
+
+    /// The invite call may have created an invite: hold the request `verifying` until
+    /// `verify_at_ms`, when Podium's invites are read (never re-POSTed blindly); `log` is
+    /// the line that says so.
+    async fn uncertain(
+        &self,
+        mut reviews: PhoneReviews,
+        id: &str,
+        why: &str,
+        verify_at_ms: i64,
+        now: i64,
+        log: &Value,
+    ) -> Result<(), AppError> {
+        reviews.uncertain(id, why, verify_at_ms, now);
+        self.save(&reviews).await?;
+        worker::console_log!("{log}");
         Ok(())
     }
 
