@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { launchBrowser, openGatewayPage } from '../support/browser.mjs';
 import { inbound, startGateway, testConfig, waitFor } from '../support/gateway.mjs';
+import { fetchWorker } from '../support/stack.mjs';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // A real 1×1 PNG.
@@ -369,7 +370,7 @@ test('the browser verdict equals the worker verdict', { timeout: 60_000 }, async
         ([env, r]) => window.PodiumGateway.validateMessage(env, r || undefined),
         [envelope, region],
       );
-      const res = await fetch(`${stack.url}/v1/webchat/validate?region=${region}`, {
+      const res = await fetchWorker(`${stack.url}/v1/webchat/validate?region=${region}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(envelope),

@@ -11,15 +11,18 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   auPhone, envelope, gatewayForFile, inbound, page, sleep, startWorker, testConfig, waitFor,
-  waitForInbound, fallbacksFor,
+  waitForEmptyOutbox, waitForInbound, fallbacksFor,
 } from '../support/gateway.mjs';
+import { fetchWorker } from '../support/stack.mjs';
 
 const gw = gatewayForFile({
   config: testConfig({
     session: { idle_ms: 1000, warning_ms: 500 },
     retention: {
       session_after_expiry_ms: 2000,
-      dead_letters_ms: 6000,
+      // Long enough that the first of a test's dead letters is still listed when the last
+      // arrives on a slow machine (CI once timed out waiting for 14 at 6 s).
+      dead_letters_ms: 15000,
       fallbacks_ms: 6000,
       events_ms: 6000,
       message_keys_ms: 3000,
@@ -46,6 +49,7 @@ describe('retention (alarms, second-scale settings)', () => {
     assert.equal(res2.status, 200, res2.text);
     await sleep(1500);
     assert.equal(inbound(await gw.sandbox.messages(late.e164)).length, 0, 'the held prompt expired with the session');
+    await waitForEmptyOutbox(gw, phone.e164);
   });
 
   test('an idempotency key is kept 3 s: a resend inside it is the first message, after it a new one', async () => {
@@ -60,6 +64,8 @@ describe('retention (alarms, second-scale settings)', () => {
     const later = await gw.send({ ...env, session_id: randomUUID() }, { headers: { 'idempotency-key': key } });
     assert.equal(later.body.duplicate, undefined, later.text);
     await waitForInbound(gw, phone.e164, { count: 2 });
+    // Its confirmation texts too: the next test's injected faults are for its own sends.
+    await waitForEmptyOutbox(gw, phone.e164);
   });
 
   test('dead letters: listed page by page with a cursor (every one exactly once), then expired', async () => {
@@ -85,7 +91,7 @@ describe('retention (alarms, second-scale settings)', () => {
     assertOrdered(await gw.admin('GET', '/admin/dead-letters?limit=500'));
     const bad = await gw.admin('GET', '/admin/dead-letters?cursor=nonsense');
     assert.equal(bad.status, 400);
-    await waitFor(async () => mine((await gw.admin('GET', '/admin/dead-letters?limit=500')).body.dead_letters).length === 0, { timeoutMs: 20_000, what: 'the dead letters expired' });
+    await waitFor(async () => mine((await gw.admin('GET', '/admin/dead-letters?limit=500')).body.dead_letters).length === 0, { timeoutMs: 40_000, what: 'the dead letters expired' });
   });
 
   test('fallback records expire', async () => {
@@ -157,12 +163,12 @@ describe('the Podium refresh token', () => {
 });
 
 async function fetchJson(url, env) {
-  const res = await fetch(`${url}/v1/webchat/messages`, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://shop.example', 'cf-connecting-ip': `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}` }, body: JSON.stringify(env) });
+  const res = await fetchWorker(`${url}/v1/webchat/messages`, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://shop.example', 'cf-connecting-ip': `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}` }, body: JSON.stringify(env) });
   assert.equal(res.status, 202, await res.text());
 }
 
 async function adminJson(url, method, path) {
-  const res = await fetch(`${url}${path}`, { method, headers: { authorization: 'Bearer test-admin' } });
+  const res = await fetchWorker(`${url}${path}`, { method, headers: { authorization: 'Bearer test-admin' } });
   assert.equal(res.status, 200, `${path}: ${res.status}`);
   return res.json();
 }

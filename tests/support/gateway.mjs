@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before } from 'node:test';
 import { startSandbox } from './sandbox.mjs';
-import { startStack } from './stack.mjs';
+import { fetchWorker, startStack } from './stack.mjs';
 
 export const ADMIN_TOKEN = 'test-admin';
 export const ORIGIN = 'https://shop.example';
@@ -123,7 +123,7 @@ export function makeClient(url) {
       payload = JSON.stringify(json);
       if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
     }
-    const res = await fetch(url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchWorker(url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
     let parsed = null;
     try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
