@@ -173,6 +173,36 @@ pub fn plan(contact: &ContactState, jobs: &[Job], now_ms: i64) -> Plan {
     Plan::Perform { job: 0, call }
 }
 
+/// How many Podium calls the jobs due now should take if every answer is the usual one
+/// (a lookup finds no contact, the create succeeds, each send is accepted), at most
+/// `cap`: how many request slots one delivery run asks for at once. An unusual answer
+/// only means a slot is left unused or a second ask is made.
+pub fn calls_expected(contact: &ContactState, jobs: &[Job], now_ms: i64, cap: u32) -> u32 {
+    let mut identified = contact.identifier.is_some() || contact.conflict;
+    let mut locations: Vec<&str> = if contact.identifier.is_some() {
+        contact.locations.iter().map(String::as_str).collect()
+    } else {
+        Vec::new()
+    };
+    let mut calls: u32 = 0;
+    for job in jobs.iter().take_while(|j| j.next_at_ms <= now_ms) {
+        let location = job.kind.location_uid();
+        if !locations.contains(&location) {
+            if !identified && !contact.known_absent {
+                calls += 1; // the lookup
+            }
+            calls += 1; // the create (an upsert that adds the location)
+            identified = true;
+            locations.push(location);
+        }
+        calls += 1; // the send
+        if calls >= cap {
+            return cap;
+        }
+    }
+    calls
+}
+
 /// A contact as Podium described it in an answer (parsed by the caller from the body).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactFound {
@@ -498,6 +528,47 @@ mod tests {
             locations: locations.iter().map(|l| (*l).to_owned()).collect(),
             ..ContactState::default()
         }
+    }
+
+    #[test]
+    fn calls_expected_counts_the_contact_steps_once_and_one_send_per_due_job() {
+        let mut later = chat("loc_a");
+        later.next_at_ms = 5_000;
+        let new_phone = ContactState::default();
+        // Lookup, create, chat, confirmation.
+        assert_eq!(
+            calls_expected(&new_phone, &[chat("loc_a"), text()], 0, 10),
+            4
+        );
+        // A returning customer at a known location: the send only.
+        assert_eq!(
+            calls_expected(&known(&["loc_a"]), &[chat("loc_a")], 0, 10),
+            1
+        );
+        // Known, at a new location: the upsert, then the send.
+        assert_eq!(
+            calls_expected(&known(&["loc_a"]), &[chat("loc_b")], 0, 10),
+            2
+        );
+        // Podium said 404 before: straight to the create.
+        let absent = ContactState {
+            known_absent: true,
+            ..ContactState::default()
+        };
+        assert_eq!(calls_expected(&absent, &[chat("loc_a")], 0, 10), 2);
+        // Jobs not due yet are not counted, nor anything behind them (order is kept).
+        assert_eq!(
+            calls_expected(&known(&["loc_a"]), &[later.clone(), chat("loc_a")], 0, 10),
+            0
+        );
+        assert_eq!(
+            calls_expected(&known(&["loc_a"]), &[chat("loc_a"), later], 0, 10),
+            1
+        );
+        // Never more than the cap, and nothing queued asks for nothing.
+        let many: Vec<Job> = (0..20).map(|_| chat("loc_a")).collect();
+        assert_eq!(calls_expected(&known(&["loc_a"]), &many, 0, 6), 6);
+        assert_eq!(calls_expected(&new_phone, &[], 0, 6), 0);
     }
 
     fn status(status: u16) -> Answer {

@@ -1,5 +1,6 @@
 //! Token buckets: per-IP and per-session limits at the edge, and pacing under Podium's
-//! 300 requests a minute. Pure: the caller stores the bucket and passes the time.
+//! 300 requests a minute (with the slots one delivery run holds, [`Permits`]). Pure: the
+//! caller stores the bucket and passes the time.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,14 +30,26 @@ impl Bucket {
 
     /// Take one token. `Err(wait_ms)` when empty: how long until one is available.
     pub fn take(&mut self, limit: &Limit, now_ms: i64) -> Result<(), i64> {
+        self.take_up_to(limit, now_ms, 1).map(|_| ())
+    }
+
+    /// Take as many whole tokens as are available, at most `want` (at least one is
+    /// asked for): how many were taken, or `Err(wait_ms)` when not even one is there.
+    /// A caller that takes several and uses fewer has spent them all: the bucket only
+    /// ever errs towards fewer requests.
+    pub fn take_up_to(&mut self, limit: &Limit, now_ms: i64, want: u32) -> Result<u32, i64> {
         let per_ms = f64::from(limit.per_minute) / 60_000.0;
         #[allow(clippy::cast_precision_loss)]
         let elapsed = now_ms.saturating_sub(self.updated_ms).max(0) as f64;
         self.tokens = (self.tokens + elapsed * per_ms).min(f64::from(limit.burst));
         self.updated_ms = self.updated_ms.max(now_ms);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Ok(());
+            // `tokens` is at most `burst` (a u32), so the floor fits.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let whole = self.tokens.floor() as u32;
+            let taken = whole.min(want.max(1));
+            self.tokens -= f64::from(taken);
+            return Ok(taken);
         }
         if per_ms <= 0.0 {
             return Err(60_000);
@@ -44,6 +57,62 @@ impl Bucket {
         #[allow(clippy::cast_possible_truncation)]
         let wait = ((1.0 - self.tokens) / per_ms).ceil() as i64;
         Err(wait.max(1))
+    }
+}
+
+/// How long slots from one grant may be spent: a delivery run's calls follow each other
+/// within this, so Podium sees at most `burst + (elapsed + 2 s) × rate` requests in any
+/// window.
+pub const PERMIT_LIFETIME_MS: i64 = 2_000;
+
+/// Request slots and the access token from one grant of the shared bucket, spent by the
+/// calls of one delivery run: the run asks once for the calls it expects instead of once
+/// per call. Slots left when the run ends, after a 401 or a 429, or older than
+/// [`PERMIT_LIFETIME_MS`] are dropped: they were taken from the bucket, so the pacing
+/// only ever errs towards fewer requests.
+#[derive(Debug, Default)]
+pub struct Permits {
+    access_token: Option<String>,
+    left: u32,
+    granted_ms: i64,
+    /// Calls the run still expects to make after the current one.
+    expected: u32,
+}
+
+impl Permits {
+    /// The run expects `calls` Podium calls from now.
+    pub fn expect(&mut self, calls: u32) {
+        self.expected = calls;
+    }
+
+    /// A call is about to be made: a slot (and the token) from the last grant, if one
+    /// is left and still fresh; `None`: ask for a grant of [`Permits::want`] slots.
+    pub fn spend(&mut self, now_ms: i64) -> Option<String> {
+        self.expected = self.expected.saturating_sub(1);
+        if self.left == 0 || now_ms.saturating_sub(self.granted_ms) > PERMIT_LIFETIME_MS {
+            self.left = 0;
+            return None;
+        }
+        self.left -= 1;
+        self.access_token.clone()
+    }
+
+    /// How many slots to ask for: this call and the ones still expected.
+    pub fn want(&self) -> u32 {
+        self.expected.saturating_add(1)
+    }
+
+    /// A grant of `permits` slots came in; one of them is being spent now.
+    pub fn granted(&mut self, access_token: &str, permits: u32, now_ms: i64) {
+        self.access_token = Some(access_token.to_owned());
+        self.left = permits.saturating_sub(1);
+        self.granted_ms = now_ms;
+    }
+
+    /// Drop what is left (Podium answered 401 or 429).
+    pub fn drop_all(&mut self) {
+        self.access_token = None;
+        self.left = 0;
     }
 }
 
@@ -67,6 +136,67 @@ mod tests {
         // Refill never exceeds the burst.
         assert!(b.take(&limit, 1_000_000).is_ok());
         assert!((b.tokens - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn several_at_once_never_more_than_the_bucket_holds() {
+        let limit = Limit {
+            burst: 5,
+            per_minute: 60,
+        };
+        let mut b = Bucket::full(&limit, 0);
+        assert_eq!(b.take_up_to(&limit, 0, 3), Ok(3));
+        // Two left: a wish for four gets two, then nothing until the refill.
+        assert_eq!(b.take_up_to(&limit, 0, 4), Ok(2));
+        assert_eq!(b.take_up_to(&limit, 0, 4), Err(1_000));
+        // Half a second refills half a token: still not one.
+        assert_eq!(b.take_up_to(&limit, 500, 2), Err(500));
+        assert_eq!(b.take_up_to(&limit, 2_500, 9), Ok(2));
+        // Zero is read as one: a grant is never empty.
+        assert_eq!(b.take_up_to(&limit, 10_000, 0), Ok(1));
+        assert!((b.tokens - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn permits_one_ask_per_run_then_spent_in_order() {
+        let mut p = Permits::default();
+        // Nothing expected (a review invite): ask for one.
+        assert_eq!(p.spend(0), None);
+        assert_eq!(p.want(), 1);
+        p.granted("t1", 1, 0);
+        assert_eq!(p.spend(10), None);
+
+        // A new phone: lookup, create, chat, confirmation: one ask for four.
+        let mut p = Permits::default();
+        p.expect(4);
+        assert_eq!(p.spend(0), None);
+        assert_eq!(p.want(), 4);
+        p.granted("t1", 4, 0);
+        assert_eq!(p.spend(5).as_deref(), Some("t1"));
+        assert_eq!(p.spend(6).as_deref(), Some("t1"));
+        assert_eq!(p.spend(7).as_deref(), Some("t1"));
+        // An unexpected fifth call asks again, for one.
+        assert_eq!(p.spend(8), None);
+        assert_eq!(p.want(), 1);
+    }
+
+    #[test]
+    fn permits_partial_grants_stale_slots_and_errors_ask_again() {
+        let mut p = Permits::default();
+        p.expect(4);
+        assert_eq!(p.spend(0), None);
+        // The bucket had two: the third call asks for the two still expected.
+        p.granted("t1", 2, 0);
+        assert_eq!(p.spend(1).as_deref(), Some("t1"));
+        assert_eq!(p.spend(2), None);
+        assert_eq!(p.want(), 2);
+        p.granted("t2", 2, 2);
+        // Slots older than the lifetime are not spent (a run stalled on a timeout).
+        assert_eq!(p.spend(2 + PERMIT_LIFETIME_MS + 1), None);
+        // A 401 or a 429 drops the slots and the token.
+        p.granted("t3", 3, 10_000);
+        p.drop_all();
+        assert_eq!(p.spend(10_001), None);
     }
 
     #[test]

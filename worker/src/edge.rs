@@ -5,7 +5,7 @@
 use gateway_core::Problem;
 use serde_json::{json, Value};
 use wasm_bindgen::JsCast;
-use worker::{Env, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Url};
 
 use crate::error::AppError;
 use crate::settings::{self, Settings};
@@ -56,11 +56,11 @@ impl Caller {
 }
 
 /// Classify the caller; a browser origin that is not allowed is refused (403).
-pub fn caller(req: &Request, settings: &Settings) -> Result<Caller, AppError> {
+pub fn caller(req: &Request, url: &Url, settings: &Settings) -> Result<Caller, AppError> {
     let Some(origin) = req.headers().get("origin")? else {
         return Ok(Caller::Script);
     };
-    let own = req.url()?.origin().ascii_serialization();
+    let own = url.origin().ascii_serialization();
     if origin.eq_ignore_ascii_case(&own) {
         return Ok(Caller::SameOrigin);
     }

@@ -67,10 +67,12 @@ fn loggable_path(path: &str) -> String {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = rpc::now_ms();
     let method = req.method();
-    let path = req.path();
+    // Parsed once: `Request::path` and `Request::url` parse the whole URL on every call.
+    let url = req.url()?;
+    let path = url.path().to_owned();
     let client = edge::client_ip(&req);
     let calls = Ctx::new(env.clone());
-    let (outcome, origin) = route(req, &calls).await;
+    let (outcome, origin) = route(req, &url, &calls).await;
     let (response, code) = match outcome {
         Ok(response) => (response, None),
         Err(e) => (error::to_response(&e)?, Some(e.code())),
@@ -109,10 +111,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 /// errors included).
 async fn route(
     mut req: Request,
+    url: &worker::Url,
     ctx: &Ctx,
 ) -> (std::result::Result<Response, AppError>, Option<String>) {
     let method = req.method();
-    let path = req.path();
+    let path = url.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if method == Method::Get && path == "/health" {
         return (health(ctx), None);
@@ -124,7 +127,7 @@ async fn route(
     let browser_route = path.starts_with("/v1/") || path == "/chat" || path.starts_with("/chat/");
     let mut caller = edge::Caller::Script;
     if browser_route {
-        match edge::caller(&req, &settings) {
+        match edge::caller(&req, url, &settings) {
             Ok(c) => caller = c,
             Err(e) => return (Err(e), None),
         }

@@ -159,10 +159,9 @@ where
 {
     let mut body = Some(body);
     for _ in 0..2 {
-        let grant: token::Grant =
-            rpc::call(ctx, token::BINDING, token::NAME, "acquire", &json!({})).await?;
-        let Some(access_token) = grant.access_token else {
-            return Ok(Err(NoReply::Wait(grant.wait_ms)));
+        let access_token = match slot(ctx).await? {
+            Ok(token) => token,
+            Err(wait_ms) => return Ok(Err(NoReply::Wait(wait_ms))),
         };
         if !guard().await? {
             return Ok(Err(NoReply::Refused));
@@ -184,6 +183,7 @@ where
             Err(attempt) => return Ok(Err(NoReply::Failed(attempt))),
         };
         if reply.status == 401 {
+            ctx.permits().borrow_mut().drop_all();
             rpc::call::<_, Value>(
                 ctx,
                 token::BINDING,
@@ -205,8 +205,36 @@ where
     })))
 }
 
+/// A request slot and the token: from the run's last grant, else from a new one (asked
+/// for as many slots as the run expects). `Err(wait_ms)`: no slot yet.
+async fn slot(ctx: &Ctx) -> Result<Result<String, i64>, AppError> {
+    let spent = ctx.permits().borrow_mut().spend(rpc::now_ms());
+    if let Some(token) = spent {
+        return Ok(Ok(token));
+    }
+    let want = ctx.permits().borrow().want();
+    let grant: token::Grant = rpc::call(
+        ctx,
+        token::BINDING,
+        token::NAME,
+        "acquire",
+        &json!({"want": want.min(token::MAX_PERMITS)}),
+    )
+    .await?;
+    Ok(match grant.access_token {
+        Some(token) => {
+            ctx.permits()
+                .borrow_mut()
+                .granted(&token, grant.permits, rpc::now_ms());
+            Ok(token)
+        }
+        None => Err(grant.wait_ms),
+    })
+}
+
 /// A 429 without `Retry-After`: empty the shared pacing bucket so every phone slows down.
 pub async fn drain_pacing(ctx: &Ctx) -> Result<(), AppError> {
+    ctx.permits().borrow_mut().drop_all();
     rpc::call::<_, Value>(ctx, token::BINDING, token::NAME, "drain", &json!({})).await?;
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! Calls between the worker and its Durable Objects: JSON in, JSON out, one helper for
 //! both ends so every object speaks the same way — and [`Ctx`], the request's handle on
 //! the environment, which counts the object calls a request makes (the benchmark and
-//! the `x-gateway-object-calls` header report that count).
+//! the `x-gateway-object-calls` header report that count) and holds its Podium request
+//! slots.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::rc::Rc;
 
+use gateway_core::ratelimit::Permits;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -22,6 +24,7 @@ use crate::error::AppError;
 pub struct Ctx {
     env: Env,
     calls: Rc<Cell<u32>>,
+    permits: Rc<RefCell<Permits>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -37,7 +40,13 @@ impl Ctx {
         Ctx {
             env,
             calls: Rc::new(Cell::new(0)),
+            permits: Rc::new(RefCell::new(Permits::default())),
         }
+    }
+
+    /// The Podium request slots this request (or delivery run) holds.
+    pub fn permits(&self) -> &RefCell<Permits> {
+        &self.permits
     }
 
     /// Durable Object calls made so far through this context.

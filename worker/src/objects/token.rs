@@ -2,7 +2,8 @@
 //! at a time (`blockConcurrencyWhile` holds every other caller until the new token is
 //! stored, so 100 callers with an expired token cause one refresh), and every Podium
 //! call takes a slot from a token bucket that keeps the gateway under Podium's
-//! 300 requests a minute.
+//! 300 requests a minute. A delivery run asks once for the slots it expects to spend
+//! (`gateway_core::ratelimit::Permits`), not once per call.
 
 use gateway_core::ratelimit::{Bucket, Limit};
 use serde::{Deserialize, Serialize};
@@ -41,11 +42,23 @@ fn fingerprint(secret: &str) -> String {
         .collect()
 }
 
-/// What a caller gets: a token, or how long to wait for a request slot.
+/// Request slots granted at once at most (one delivery run's worth: a new phone's
+/// lookup, create, chat and confirmation, and a few more queued messages).
+pub const MAX_PERMITS: u32 = 8;
+
+/// What a caller gets: a token and how many request slots it may spend now, or how long
+/// to wait for one.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Grant {
     pub access_token: Option<String>,
     pub wait_ms: i64,
+    /// Slots granted (1 to the number asked for, at most [`MAX_PERMITS`]).
+    #[serde(default = "one")]
+    pub permits: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 // State and Env have no Debug.
@@ -69,7 +82,14 @@ impl DurableObject for PodiumToken {
 impl PodiumToken {
     async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
         match op {
-            "acquire" => Ok(json!(self.acquire().await?)),
+            "acquire" => {
+                // How many slots the caller expects to spend in this run (default one).
+                let want = body
+                    .get("want")
+                    .and_then(Value::as_u64)
+                    .map_or(1, |w| u32::try_from(w).unwrap_or(MAX_PERMITS));
+                Ok(json!(self.acquire(want.clamp(1, MAX_PERMITS)).await?))
+            }
             "invalidate" => {
                 let token: String =
                     rpc::args(body.get("access_token").cloned().unwrap_or_default())?;
@@ -132,19 +152,23 @@ impl PodiumToken {
             .unwrap_or_else(|| Bucket::full(&limit, now_ms())))
     }
 
-    async fn acquire(&self) -> Result<Grant, AppError> {
+    async fn acquire(&self, want: u32) -> Result<Grant, AppError> {
         let storage = self.state.storage();
         let now = now_ms();
         let limit = self.limit()?;
         let mut bucket = self.bucket(&storage).await?;
-        let taken = bucket.take(&limit, now);
+        let taken = bucket.take_up_to(&limit, now, want);
         storage.put("bucket", bucket).await?;
-        if let Err(wait_ms) = taken {
-            return Ok(Grant {
-                access_token: None,
-                wait_ms,
-            });
-        }
+        let permits = match taken {
+            Ok(permits) => permits,
+            Err(wait_ms) => {
+                return Ok(Grant {
+                    access_token: None,
+                    wait_ms,
+                    permits: 0,
+                })
+            }
+        };
         let stored: Stored = storage.get("token").await?.unwrap_or_default();
         if let Some(token) = stored
             .access_token
@@ -153,6 +177,7 @@ impl PodiumToken {
             return Ok(Grant {
                 access_token: Some(token),
                 wait_ms: 0,
+                permits,
             });
         }
         // Single flight: no other event reaches this object until the refresh is stored;
@@ -166,6 +191,7 @@ impl PodiumToken {
         Ok(Grant {
             access_token: Some(token),
             wait_ms: 0,
+            permits,
         })
     }
 

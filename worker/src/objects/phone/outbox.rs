@@ -21,6 +21,7 @@ use crate::attachments;
 use crate::error::AppError;
 use crate::objects::breaker;
 use crate::objects::ops::DeadLetter;
+use crate::objects::token;
 use crate::ops;
 use crate::podium::{self, Body, NoReply, Reply};
 use crate::rpc::{self, now_ms, Ctx};
@@ -103,6 +104,15 @@ pub async fn drain(
 ) -> Result<Option<i64>, AppError> {
     let config = &settings.config;
     let mut contact = contact(storage).await?;
+    // Ask the token object once for the slots this run should need, not once per call.
+    let due = jobs(storage, token::MAX_PERMITS as usize).await?;
+    let due: Vec<Job> = due.into_iter().map(|(_, j)| j).collect();
+    ctx.permits().borrow_mut().expect(outbox::calls_expected(
+        &contact,
+        &due,
+        now_ms(),
+        token::MAX_PERMITS,
+    ));
     for _ in 0..STEPS_PER_RUN {
         let head = jobs(storage, 1).await?;
         let queue: Vec<Job> = head.iter().map(|(_, j)| j.clone()).collect();
