@@ -18,14 +18,18 @@ bundle() {
     say "widget: www/pkg/$name is up to date"
     return 0
   fi
-  wasm-bindgen --target web --out-dir "$out" --out-name "$name" "$wasm"
+  # Built in a staging directory and moved into www/pkg only when every step worked: a
+  # failed step (say wasm-opt missing) must not leave files that look up to date.
+  local stage
+  stage=$(mktemp -d "$ROOT/target/widget-stage.XXXXXX")
+  wasm-bindgen --target web --out-dir "$stage" --out-name "$name" "$wasm"
   # (The producers and target-features sections are for tools; browsers ignore them.)
   node "$ROOT/node_modules/binaryen/bin/wasm-opt" -Oz --strip-producers --strip-target-features \
-    "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
+    "$stage/${name}_bg.wasm" -o "$stage/${name}_bg.wasm"
   # Given wasm bytes or a compiled Module, the glue still asks `typeof Request` and
   # `typeof Response`, which in Node loads its whole fetch implementation (~18 ms, most
   # of a cold start there): check for bytes and Modules first. Browsers are unaffected.
-  local glue="$out/$name.js" bytes="(ArrayBuffer.isView(X) || X instanceof ArrayBuffer || X instanceof WebAssembly.Module)"
+  local glue="$stage/$name.js" bytes="(ArrayBuffer.isView(X) || X instanceof ArrayBuffer || X instanceof WebAssembly.Module)"
   grep -q "(typeof Request === 'function' && module_or_path instanceof Request)" "$glue" \
     && grep -q "if (typeof Response === 'function' && module instanceof Response) {" "$glue" \
     || die "widget: wasm-bindgen's glue changed; revisit the Request/Response check in build-widget.sh"
@@ -37,7 +41,11 @@ bundle() {
   "$ROOT/node_modules/.bin/esbuild" "$glue" --bundle --minify --format=esm --platform=neutral \
     --log-level=error --outfile="$glue.min"
   mv "$glue.min" "$glue"
-  rm -rf "$out/snippets"
+  rm -rf "$stage/snippets" "$out/snippets"
+  # The wasm first, the glue last: the up-to-date check above wants both newer.
+  mv "$stage/${name}_bg.wasm" "$stage/${name}_bg.wasm.d.ts" "$stage/$name.d.ts" "$out/"
+  mv "$glue" "$out/$name.js"
+  rm -rf "$stage"
   local raw gz
   raw=$(stat -c %s "$out/${name}_bg.wasm")
   gz=$(gzip -9c "$out/${name}_bg.wasm" | wc -c)
