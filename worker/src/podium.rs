@@ -218,7 +218,7 @@ async fn slot(ctx: &Ctx) -> Result<Result<String, i64>, AppError> {
         token::BINDING,
         token::NAME,
         "acquire",
-        &json!({"want": want.min(token::MAX_PERMITS)}),
+        &json!({"want": want}),
     )
     .await?;
     Ok(match grant.access_token {

@@ -104,17 +104,23 @@ pub async fn drain(
 ) -> Result<Option<i64>, AppError> {
     let config = &settings.config;
     let mut contact = contact(storage).await?;
-    // Ask the token object once for the slots this run should need, not once per call.
-    let due = jobs(storage, token::MAX_PERMITS as usize).await?;
-    let due: Vec<Job> = due.into_iter().map(|(_, j)| j).collect();
+    // Ask the token object once for the slots this run should need, not once per call;
+    // the same read gives the first step its head.
+    let mut first = jobs(storage, token::MAX_PERMITS as usize).await?;
+    let due: Vec<Job> = first.iter().map(|(_, j)| j.clone()).collect();
     ctx.permits().borrow_mut().expect(outbox::calls_expected(
         &contact,
         &due,
         now_ms(),
         token::MAX_PERMITS,
     ));
+    first.truncate(1);
+    let mut first = Some(first);
     for _ in 0..STEPS_PER_RUN {
-        let head = jobs(storage, 1).await?;
+        let head = match first.take() {
+            Some(head) => head,
+            None => jobs(storage, 1).await?,
+        };
         let queue: Vec<Job> = head.iter().map(|(_, j)| j.clone()).collect();
         let call = match outbox::plan(&contact, &queue, now_ms()) {
             Plan::Idle => return Ok(None),
