@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
   ORIGIN, assertErrorShape, auPhone, envelope, makeClient, page, gatewayForFile, startWorker, testConfig,
-  waitForInbound,
+  waitForInbound, withinOneRateWindow,
 } from '../support/gateway.mjs';
 
 const gw = gatewayForFile({
@@ -289,11 +289,13 @@ describe('second worker: optional CSRF header and the per-IP limit (F17)', () =>
 
   test('new phones per IP: the 11th new chat from one IP in a minute → 429 with Retry-After, nothing stored; other IPs unaffected', async () => {
     const ip = { 'cf-connecting-ip': '203.0.113.9', 'x-requested-with': 'podium-gateway' };
+    const stillOneWindow = await withinOneRateWindow(15_000);
     const statuses = [];
     for (let i = 0; i < 10; i++) statuses.push((await csrf.send(valid(), { headers: ip })).status);
     assert.deepEqual(statuses, Array(10).fill(202));
     const refused = valid();
     const limited = await csrf.send(refused, { headers: ip });
+    assert.ok(stillOneWindow(), 'the 11 requests took longer than the 15 s the test allows itself');
     assertErrorShape(assert, limited, 429, 'rate_limited');
     assert.equal(limited.headers.get('retry-after'), '60');
     const session = await csrf.session(refused.session_id);
@@ -308,21 +310,25 @@ describe('second worker: optional CSRF header and the per-IP limit (F17)', () =>
 
   test('new sessions per IP: plain-widget prompts (no phone) → the 21st new session in a minute → 429', async () => {
     const ip = { 'cf-connecting-ip': '203.0.113.20', origin: undefined };
+    const stillOneWindow = await withinOneRateWindow(15_000);
     const statuses = [];
     for (let i = 0; i < 20; i++) statuses.push((await csrf.chat({ prompt: 'hi', session_id: `visitor-${i}-${randomUUID()}` }, { headers: ip })).status);
     assert.deepEqual(statuses, Array(20).fill(200));
     const limited = await csrf.chat({ prompt: 'hi', session_id: `visitor-x-${randomUUID()}` }, { headers: ip });
+    assert.ok(stillOneWindow(), 'the 21 requests took longer than the 15 s the test allows itself');
     assertErrorShape(assert, limited, 429, 'rate_limited');
   });
 
   test('requests per IP: past 120 a minute every public route answers 429, uploads and dry runs too; other IPs unaffected', async () => {
     const ip = { 'cf-connecting-ip': '203.0.113.30', 'x-requested-with': 'podium-gateway', origin: undefined };
+    const stillOneWindow = await withinOneRateWindow(30_000);
     let first429 = null;
     for (let i = 1; i <= 125 && first429 === null; i++) {
       const res = await csrf.request('POST', '/v1/webchat/validate', { json: valid(), headers: ip });
       if (res.status === 429) first429 = i;
       else assert.equal(res.status, 200, res.text);
     }
+    assert.ok(stillOneWindow(), 'the requests took longer than the 30 s the test allows itself');
     assert.equal(first429, 121, 'the 121st request in the minute is refused');
     const upload = await csrf.request('POST', '/v1/webchat/attachments', {
       body: Buffer.from('hello'), headers: { ...ip, 'content-type': 'text/plain', 'x-filename': 'a.txt' },
@@ -330,6 +336,7 @@ describe('second worker: optional CSRF header and the per-IP limit (F17)', () =>
     assertErrorShape(assert, upload, 429, 'rate_limited');
     assert.equal(upload.headers.get('retry-after'), '60');
     const message = await csrf.send(valid(), { headers: ip });
+    assert.ok(stillOneWindow(), 'the requests took longer than the 30 s the test allows itself');
     assertErrorShape(assert, message, 429, 'rate_limited');
     const other = await csrf.request('POST', '/v1/webchat/validate', { json: valid(), headers: { ...ip, 'cf-connecting-ip': '203.0.113.31' } });
     assert.equal(other.status, 200, other.text);

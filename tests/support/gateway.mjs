@@ -176,6 +176,21 @@ export function auPhone() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Wait, if need be, until the Rate Limiting binding's current window has `needMs` left.
+ * The binding counts in fixed windows aligned to the clock (`floor(now / period)`, as
+ * `wrangler dev` simulates it), so a test counting requests up to a per-minute limit
+ * that straddles a minute boundary gets a fresh allowance halfway (CI failed once that
+ * way: the 11th new phone from one IP was accepted). Returns a check that the requests
+ * really stayed within one window, so a slow machine fails with that reason instead.
+ */
+export async function withinOneRateWindow(needMs, periodMs = 60_000) {
+  const left = periodMs - (Date.now() % periodMs);
+  if (left < needMs) await sleep(left + 250);
+  const window = Math.floor(Date.now() / periodMs);
+  return () => Math.floor(Date.now() / periodMs) === window;
+}
+
+/**
  * Poll `fn` until it returns a truthy value (returned) or the deadline passes (throws
  * with `describe()` of the last value, so a failure shows what was there instead).
  */
