@@ -10,7 +10,9 @@
 // Knobs: BENCH_WRK_SECONDS [10], BENCH_WRK_CONNECTIONS [8], BENCH_COLD_RUNS [3],
 // BENCH_CUSTOMERS [400], BENCH_COLD_ONLY [unset]: 1 = bundle size and cold vs warm
 // request only, no wrk load (`scripts/bench.sh worker-cold`: quicker and quieter on a
-// shared machine).
+// shared machine), BENCH_INSPECTOR [on]: off = the load runs on a workerd started through
+// wrangler's dev API with the DevTools inspector off (bench/quiet-worker.mjs), to see
+// what `wrangler dev`'s inspector costs (the cold-start rows stay under `wrangler dev`).
 
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -18,10 +20,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { ROOT } from '../tests/support/stack.mjs';
+import { ROOT, fetchWorker } from '../tests/support/stack.mjs';
 import { CONNECTIONS, SECONDS, cleanup, startSandbox, startWorker, stop, wrk } from './workerd.mjs';
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS || 3);
 const COLD_ONLY = process.env.BENCH_COLD_ONLY === '1';
+const QUIET = process.env.BENCH_INSPECTOR === 'off';
 const log = (...a) => console.error(...a);
 
 const CONFIG = {
@@ -40,17 +43,12 @@ const CONFIG = {
 };
 const RETURNING = Number(process.env.BENCH_CUSTOMERS || 400);
 
-async function timed(url, init, retried = false) {
+async function timed(url, init) {
   const t = performance.now();
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch (e) {
-    // A keep-alive socket the local proxy closed while wrk ran: send again, once (the
-    // message carries an Idempotency-Key, so a repeat is answered, not queued twice).
-    if (retried || e?.cause?.code !== 'UND_ERR_SOCKET') throw e;
-    return timed(url, init, true);
-  }
+  // A request the local proxy dropped on a closing keep-alive connection is sent again
+  // (fetchWorker; messages carry an Idempotency-Key, so a repeat is answered, not queued
+  // twice). The bench once stopped on such a 503 while warming up its customers.
+  const res = await fetchWorker(url, init);
   await res.arrayBuffer();
   return { ms: performance.now() - t, status: res.status, calls: res.headers.get('x-gateway-object-calls') };
 }
@@ -136,7 +134,7 @@ async function main() {
     const returningCalls = [];
     if (!COLD_ONLY) {
       log(`==> load: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
-      const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG);
+      const worker = await startWorker(sandbox.url, path.join(tmp, 'load'), CONFIG, {}, { quiet: QUIET });
       for (let j = 0; j < 20; j++) await validate(worker.url);
       // The no-op, measured while nothing is being delivered in the background.
       health = wrk(`${worker.url}/health`);
@@ -174,7 +172,7 @@ async function main() {
     const result = {
       startedAt: new Date(started).toISOString(),
       elapsedS: (Date.now() - started) / 1000,
-      load: { connections: CONNECTIONS, seconds: SECONDS, threads: 1, returningCustomers: RETURNING },
+      load: { connections: CONNECTIONS, seconds: SECONDS, threads: 1, returningCustomers: RETURNING, inspector: QUIET ? 'off' : 'on' },
       health, first, returning, bundle,
       objectCalls: { first: firstCalls, returning: returningCalls },
       coldFirstRequestMs: cold, warmRequestMedianMs: median(warm),
@@ -186,7 +184,7 @@ async function main() {
     const f = (x, d = 1) => (x == null ? '–' : Number(x).toFixed(d));
     const span = (xs) => (Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`);
     const met = (ok) => (ok ? 'met' : '**not met**');
-    console.log(`### Worker under wrangler dev (workerd ${execFileSync(path.join(ROOT, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim()}), loopback, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\n`);
+    console.log(`### Worker under ${QUIET ? 'wrangler\'s dev API with the inspector off (load rows; cold rows under wrangler dev)' : 'wrangler dev'} (workerd ${execFileSync(path.join(ROOT, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim()}), loopback, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\n`);
     if (first && returning && health) {
       console.log('| Measure | first messages (new session and phone, own IP each) | returning customers (own session, phone and IP) | GET /health (no-op, idle) |');
       console.log('|---|---:|---:|---:|');

@@ -47,7 +47,12 @@ export async function startSandbox() {
   throw new Error('sandbox did not start: ' + child.output);
 }
 
-export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
+/**
+ * The worker on `sandboxUrl`'s Podium: under `wrangler dev` (its DevTools inspector on, as
+ * the tests and `scripts/run.sh` run it), or with `quiet` through wrangler's dev API with
+ * the inspector off (bench/quiet-worker.mjs).
+ */
+export async function startWorker(sandboxUrl, persist, config, extraVars = {}, { quiet = false } = {}) {
   const port = await freePort();
   const vars = {
     GATEWAY_CONFIG: JSON.stringify(config),
@@ -61,9 +66,14 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}) {
   };
   // Built once, run as built (see prepareWorker: no rebuild-and-restart under load).
   const wranglerToml = prepareWorker();
-  const inspector = await freePort();
-  const args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--config', wranglerToml, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(inspector)];
-  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  const inspector = quiet ? null : await freePort();
+  let args;
+  if (quiet) {
+    args = [path.join(ROOT, 'bench/quiet-worker.mjs'), wranglerToml, String(port), persist, JSON.stringify(vars)];
+  } else {
+    args = [path.join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js'), 'dev', '--config', wranglerToml, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist, '--inspector-port', String(inspector)];
+    for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  }
   const child = start(process.execPath, args, {
     PATH: `${ROOT}/node_modules/.bin:${os.homedir()}/.cargo/bin:${process.env.PATH}`,
     WRANGLER_SEND_METRICS: 'false',

@@ -7,7 +7,8 @@
 #!   worker — the worker under wrangler dev: first messages and returning customers vs a
 #!            no-op route under wrk, object calls per message,
 #!            cold vs warm first request, bundle size (bench/worker.mjs; knobs
-#!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS, BENCH_CUSTOMERS).
+#!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS, BENCH_CUSTOMERS;
+#!            BENCH_INSPECTOR=off runs the load with wrangler dev's inspector off).
 #!   worker-cold — the same without the wrk load: bundle size, cold vs warm request.
 #!   webhooks — signed Podium deliveries vs a no-op route under wrk on one workerd, and CPU
 #!            per signature verification (core, native) vs Node's crypto
