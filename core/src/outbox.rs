@@ -174,30 +174,31 @@ pub fn plan(contact: &ContactState, jobs: &[Job], now_ms: i64) -> Plan {
 }
 
 /// How many Podium calls the jobs due now should take if every answer is the usual one
-/// (a lookup finds no contact, the create succeeds, each send is accepted), at most
-/// `cap`: how many request slots one delivery run asks for at once. An unusual answer
-/// only means a slot is left unused or a second ask is made.
+/// (a lookup finds no contact, a re-read finds the winner, the create succeeds, each
+/// send is accepted), at most `cap`: how many request slots one delivery run asks for
+/// at once. Derived by following [`plan`] through those answers, so the estimate cannot
+/// drift from what the outbox does. An unusual answer only means a slot is left unused
+/// or a second ask is made.
 pub fn calls_expected(contact: &ContactState, jobs: &[Job], now_ms: i64, cap: u32) -> u32 {
-    let mut identified = contact.identifier.is_some() || contact.conflict;
-    let mut locations: Vec<&str> = if contact.identifier.is_some() {
-        contact.locations.iter().map(String::as_str).collect()
-    } else {
-        Vec::new()
-    };
-    let mut calls: u32 = 0;
-    for job in jobs.iter().take_while(|j| j.next_at_ms <= now_ms) {
-        let location = job.kind.location_uid();
-        if !locations.contains(&location) {
-            if !identified && !contact.known_absent {
-                calls += 1; // the lookup
+    let mut contact = contact.clone();
+    let mut queue = jobs;
+    let mut calls = 0;
+    while calls < cap {
+        let Plan::Perform { call, .. } = plan(&contact, queue, now_ms) else {
+            break;
+        };
+        calls += 1;
+        match call {
+            Call::LookupContact => contact.known_absent = true,
+            Call::RereadContact => {
+                contact.conflict = false;
+                contact.identifier.get_or_insert_with(String::new);
             }
-            calls += 1; // the create (an upsert that adds the location)
-            identified = true;
-            locations.push(location);
-        }
-        calls += 1; // the send
-        if calls >= cap {
-            return cap;
+            Call::CreateContact { locations, .. } => {
+                contact.identifier.get_or_insert_with(String::new);
+                contact.locations = locations;
+            }
+            Call::Send => queue = queue.get(1..).unwrap_or_default(),
         }
     }
     calls
@@ -556,6 +557,12 @@ mod tests {
             ..ContactState::default()
         };
         assert_eq!(calls_expected(&absent, &[chat("loc_a")], 0, 10), 2);
+        // A create answered 409 before: the re-read, then the upsert and the send.
+        let conflict = ContactState {
+            conflict: true,
+            ..ContactState::default()
+        };
+        assert_eq!(calls_expected(&conflict, &[chat("loc_a")], 0, 10), 3);
         // Jobs not due yet are not counted, nor anything behind them (order is kept).
         assert_eq!(
             calls_expected(&known(&["loc_a"]), &[later.clone(), chat("loc_a")], 0, 10),
