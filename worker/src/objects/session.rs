@@ -222,18 +222,31 @@ impl Session {
                             .await;
                     }
                 }
-                if stored.is_none()
-                    && !self
-                        .within(edge::RL_NEW_SESSION, input.limits.as_ref())
-                        .await
-                {
-                    return Ok(refused("new_sessions", 60_000));
-                }
+                let new_session = stored.is_none();
                 let new_phone = input
                     .phone
                     .as_ref()
                     .is_some_and(|p| known_phone.as_deref() != Some(p.as_str()));
-                if new_phone && !self.within(edge::RL_NEW_PHONE, input.limits.as_ref()).await {
+                // A first message asks both bindings; at once, so it waits for one round
+                // trip, not two. A request refused for its session has then also spent a
+                // new-phone slot: that only errs towards refusing a client already over
+                // its limit.
+                let (session_ok, phone_ok) = futures_util::future::join(
+                    async {
+                        !new_session
+                            || self
+                                .within(edge::RL_NEW_SESSION, input.limits.as_ref())
+                                .await
+                    },
+                    async {
+                        !new_phone || self.within(edge::RL_NEW_PHONE, input.limits.as_ref()).await
+                    },
+                )
+                .await;
+                if !session_ok {
+                    return Ok(refused("new_sessions", 60_000));
+                }
+                if !phone_ok {
                     return Ok(refused("new_phones", 60_000));
                 }
                 let previous = stored.as_ref().map(|s| s.session.clone());
