@@ -1,5 +1,5 @@
 //! Token buckets: per-IP and per-session limits at the edge, and pacing under Podium's
-//! 300 requests a minute (with the slots one delivery run holds, [`Permits`]). Pure: the
+//! 300 requests a minute (with the slots an isolate's delivery runs hold, [`Permits`]). Pure: the
 //! caller stores the bucket and passes the time.
 
 use serde::{Deserialize, Serialize};
@@ -58,18 +58,46 @@ impl Bucket {
         let wait = ((1.0 - self.tokens) / per_ms).ceil() as i64;
         Err(wait.max(1))
     }
+
+    /// [`Bucket::take_up_to`] `want`, then up to `spare` more for the caller's next runs,
+    /// but only from what lies above half the burst: a spare slot is never one that a
+    /// run elsewhere would otherwise have got while Podium's allowance is scarce.
+    pub fn take_with_spare(
+        &mut self,
+        limit: &Limit,
+        now_ms: i64,
+        want: u32,
+        spare: u32,
+    ) -> Result<u32, i64> {
+        let taken = self.take_up_to(limit, now_ms, want)?;
+        let headroom = (self.tokens - f64::from(limit.burst) / 2.0).floor();
+        if headroom < 1.0 {
+            return Ok(taken);
+        }
+        // `headroom` is below `burst` (a u32), so it fits.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let extra = (headroom as u32).min(spare);
+        self.tokens -= f64::from(extra);
+        Ok(taken.saturating_add(extra))
+    }
 }
+
+/// Slots a delivery run asks for beyond its own (see [`Bucket::take_with_spare`]): they
+/// stay in the isolate's [`Permits`] for the next runs there, so under load most runs
+/// find a slot without a call to the token object.
+pub const SPARE_PERMITS: u32 = 4;
 
 /// How long slots from one grant may be spent: a delivery run's calls follow each other
 /// within this, so Podium sees at most `burst + (elapsed + 2 s) × rate` requests in any
 /// window.
 pub const PERMIT_LIFETIME_MS: i64 = 2_000;
 
-/// Request slots and the access token from one grant of the shared bucket, spent by the
-/// calls of one delivery run: the run asks once for the calls it expects instead of once
-/// per call. Slots left when the run ends, after a 401 or a 429, or older than
-/// [`PERMIT_LIFETIME_MS`] are dropped: they were taken from the bucket, so the pacing
-/// only ever errs towards fewer requests.
+/// Request slots and the access token from grants of the shared bucket, spent by the
+/// delivery runs of one isolate: a run asks once for the calls it expects (plus
+/// [`SPARE_PERMITS`]) instead of once per call, and the runs after it spend what is left.
+/// Slots are dropped after a 401 or a 429, and not spent once older than
+/// [`PERMIT_LIFETIME_MS`]: they were taken from the bucket, so the pacing only ever errs
+/// towards fewer requests.
 #[derive(Debug, Default)]
 pub struct Permits {
     access_token: Option<String>,
@@ -102,8 +130,17 @@ impl Permits {
         self.expected.saturating_add(1)
     }
 
-    /// A grant of `permits` slots came in; one of them is being spent now.
+    /// A grant of `permits` slots came in; one of them is being spent now. Slots still
+    /// held under the same token are kept, and keep the older grant time (two runs that
+    /// asked at once lose nothing, and no slot outlives its lifetime).
     pub fn granted(&mut self, access_token: &str, permits: u32, now_ms: i64) {
+        let fresh = self.left > 0
+            && now_ms.saturating_sub(self.granted_ms) <= PERMIT_LIFETIME_MS
+            && self.access_token.as_deref() == Some(access_token);
+        if fresh {
+            self.left = self.left.saturating_add(permits.saturating_sub(1));
+            return;
+        }
         self.access_token = Some(access_token.to_owned());
         self.left = permits.saturating_sub(1);
         self.granted_ms = now_ms;
@@ -197,6 +234,56 @@ mod tests {
         p.granted("t3", 3, 10_000);
         p.drop_all();
         assert_eq!(p.spend(10_001), None);
+    }
+
+    #[test]
+    fn spare_slots_only_from_above_half_the_burst() {
+        let limit = Limit {
+            burst: 30,
+            per_minute: 300,
+        };
+        // A full bucket: the run's one, and the four spares.
+        let mut b = Bucket::full(&limit, 0);
+        assert_eq!(b.take_with_spare(&limit, 0, 1, SPARE_PERMITS), Ok(5));
+        assert!((b.tokens - 25.0).abs() < 1e-9);
+        // Down to 17: the run's one, then one spare above half (15), no more.
+        b.tokens = 17.0;
+        assert_eq!(b.take_with_spare(&limit, 0, 1, SPARE_PERMITS), Ok(2));
+        assert!((b.tokens - 15.0).abs() < 1e-9);
+        // At or below half: the run gets what it asks for (or what there is), no spare.
+        assert_eq!(b.take_with_spare(&limit, 0, 3, SPARE_PERMITS), Ok(3));
+        b.tokens = 2.0;
+        assert_eq!(b.take_with_spare(&limit, 0, 4, SPARE_PERMITS), Ok(2));
+        assert_eq!(b.take_with_spare(&limit, 0, 1, SPARE_PERMITS), Err(200));
+        // A burst of one (a tight allowance) never gives a spare.
+        let tight = Limit {
+            burst: 1,
+            per_minute: 6,
+        };
+        let mut b = Bucket::full(&tight, 0);
+        assert_eq!(b.take_with_spare(&tight, 0, 1, SPARE_PERMITS), Ok(1));
+    }
+
+    #[test]
+    fn permits_shared_by_runs_keep_concurrent_grants_and_their_age() {
+        let mut p = Permits::default();
+        p.expect(1);
+        assert_eq!(p.spend(0), None);
+        p.granted("t1", 5, 0);
+        // A second run asked at the same time; its grant adds to the first's.
+        p.granted("t1", 5, 100);
+        let spent = (0..8).filter(|i| p.spend(200 + i).is_some()).count();
+        assert_eq!(spent, 8);
+        assert_eq!(p.spend(300), None);
+        // The added slots keep the first grant's time: none outlives its lifetime.
+        p.granted("t1", 3, 1_000);
+        p.granted("t1", 3, 2_500);
+        assert_eq!(p.spend(1_000 + PERMIT_LIFETIME_MS + 1), None);
+        // A grant under another token (refreshed after a 401) replaces the old slots.
+        p.granted("t2", 3, 10_000);
+        p.granted("t3", 2, 10_001);
+        assert_eq!(p.spend(10_002).as_deref(), Some("t3"));
+        assert_eq!(p.spend(10_003), None);
     }
 
     #[test]

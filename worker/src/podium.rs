@@ -9,6 +9,7 @@ use crate::rpc::{self, Ctx};
 use futures_util::future::{select, Either};
 use gateway_core::config::PodiumConfig;
 use gateway_core::delivery::{self, Attempt};
+use gateway_core::ratelimit::SPARE_PERMITS;
 use serde_json::{json, Value};
 
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
@@ -205,8 +206,9 @@ where
     })))
 }
 
-/// A request slot and the token: from the run's last grant, else from a new one (asked
-/// for as many slots as the run expects). `Err(wait_ms)`: no slot yet.
+/// A request slot and the token: from the isolate's last grants, else from a new one
+/// (asked for as many slots as the run expects, plus spares the token object gives only
+/// while the bucket is more than half full). `Err(wait_ms)`: no slot yet.
 async fn slot(ctx: &Ctx) -> Result<Result<String, i64>, AppError> {
     let spent = ctx.permits().borrow_mut().spend(rpc::now_ms());
     if let Some(token) = spent {
@@ -218,7 +220,7 @@ async fn slot(ctx: &Ctx) -> Result<Result<String, i64>, AppError> {
         token::BINDING,
         token::NAME,
         "acquire",
-        &json!({"want": want}),
+        &json!({"want": want, "spare": SPARE_PERMITS}),
     )
     .await?;
     Ok(match grant.access_token {

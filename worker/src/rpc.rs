@@ -35,16 +35,22 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
+thread_local! {
+    /// The Podium request slots of this isolate's delivery runs: plain data (a token and
+    /// counts, no I/O object), so the objects an isolate hosts may share it.
+    static PERMITS: Rc<RefCell<Permits>> = Rc::new(RefCell::new(Permits::default()));
+}
+
 impl Ctx {
     pub fn new(env: Env) -> Self {
         Ctx {
             env,
             calls: Rc::new(Cell::new(0)),
-            permits: Rc::new(RefCell::new(Permits::default())),
+            permits: PERMITS.with(Rc::clone),
         }
     }
 
-    /// The Podium request slots this request (or delivery run) holds.
+    /// The Podium request slots this isolate's delivery runs hold (shared by them).
     pub fn permits(&self) -> &RefCell<Permits> {
         &self.permits
     }

@@ -3,9 +3,11 @@
 //! stored, so 100 callers with an expired token cause one refresh), and every Podium
 //! call takes a slot from a token bucket that keeps the gateway under Podium's
 //! 300 requests a minute. A delivery run asks once for the slots it expects to spend
-//! (`gateway_core::ratelimit::Permits`), not once per call.
+//! (`gateway_core::ratelimit::Permits`), not once per call, and for a few spares that the
+//! next runs in its isolate spend without asking; spares come only from above half the
+//! burst, and no slot is spent more than 2 s after its grant.
 
-use gateway_core::ratelimit::{Bucket, Limit};
+use gateway_core::ratelimit::{Bucket, Limit, SPARE_PERMITS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State, Storage};
@@ -52,7 +54,8 @@ pub const MAX_PERMITS: u32 = 8;
 pub struct Grant {
     pub access_token: Option<String>,
     pub wait_ms: i64,
-    /// Slots granted (1 to the number asked for, at most [`MAX_PERMITS`]).
+    /// Slots granted (1 to the number asked for, at most [`MAX_PERMITS`], plus at most
+    /// [`SPARE_PERMITS`] spares).
     #[serde(default = "one")]
     pub permits: u32,
 }
@@ -88,7 +91,15 @@ impl PodiumToken {
                     .get("want")
                     .and_then(Value::as_u64)
                     .map_or(1, |w| u32::try_from(w).unwrap_or(MAX_PERMITS));
-                Ok(json!(self.acquire(want.clamp(1, MAX_PERMITS)).await?))
+                // Spares for the caller's isolate (given only from above half the burst).
+                let spare = body
+                    .get("spare")
+                    .and_then(Value::as_u64)
+                    .map_or(0, |w| u32::try_from(w).unwrap_or(SPARE_PERMITS));
+                Ok(json!(
+                    self.acquire(want.clamp(1, MAX_PERMITS), spare.min(SPARE_PERMITS))
+                        .await?
+                ))
             }
             "invalidate" => {
                 let token: String =
@@ -152,12 +163,12 @@ impl PodiumToken {
             .unwrap_or_else(|| Bucket::full(&limit, now_ms())))
     }
 
-    async fn acquire(&self, want: u32) -> Result<Grant, AppError> {
+    async fn acquire(&self, want: u32, spare: u32) -> Result<Grant, AppError> {
         let storage = self.state.storage();
         let now = now_ms();
         let limit = self.limit()?;
         let mut bucket = self.bucket(&storage).await?;
-        let taken = bucket.take_up_to(&limit, now, want);
+        let taken = bucket.take_with_spare(&limit, now, want, spare);
         storage.put("bucket", bucket).await?;
         let permits = match taken {
             Ok(permits) => permits,
