@@ -2,8 +2,10 @@
 // `wrangler dev` runs) with the DevTools inspector off. Under `wrangler dev` the
 // inspector proxy enables the runtime's Network domain, so every subrequest (each object
 // call and fetch) emits four inspector events relayed to wrangler's Node process: a cost
-// production never pays. Args: <config> <port> <persist dir> <vars JSON>. Prints
-// `ready <url>`; SIGINT/SIGTERM dispose of it.
+// production never pays. The worker's console lines are still printed (logLevel 'log'),
+// as under `wrangler dev`: every request's log line is part of what both routes cost.
+// Args: <config> <port> <persist dir> <vars JSON>. Prints `ready <url>`; SIGINT/SIGTERM
+// dispose of it.
 import { unstable_startWorker } from 'wrangler';
 
 const [config, port, persist, varsJson] = process.argv.slice(2);
@@ -11,7 +13,7 @@ const bindings = Object.fromEntries(Object.entries(JSON.parse(varsJson)).map(([k
 const worker = await unstable_startWorker({
   config,
   bindings,
-  dev: { server: { hostname: '127.0.0.1', port: Number(port) }, inspector: false, persist, watch: false, logLevel: 'warn' },
+  dev: { server: { hostname: '127.0.0.1', port: Number(port) }, inspector: false, persist, watch: false, logLevel: 'log' },
 });
 await worker.ready;
 console.log(`ready ${worker.url}`);

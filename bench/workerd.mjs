@@ -87,8 +87,8 @@ export async function startWorker(sandboxUrl, persist, config, extraVars = {}, {
   throw new Error('worker did not start');
 }
 
-export function wrk(url, script, env = {}) {
-  const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '--timeout', '10s'];
+export function wrk(url, script, env = {}, seconds = SECONDS) {
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '--timeout', '10s'];
   if (script) args.push('-s', script);
   args.push(url);
   const out = execFileSync('wrk', args, { encoding: 'utf8', env: { ...process.env, ...env } });

@@ -4,11 +4,12 @@
 #!            speed in Node and headless Chromium, agreement on one mixed-region corpus
 #!            (bench/run.mjs; knobs BENCH_COLD_RUNS, BENCH_PASSES, BENCH_WARMUP_PASSES,
 #!            BENCH_WARM_ROUNDS, CHROMIUM_BIN).
-#!   worker — the worker under wrangler dev: first messages and returning customers vs a
-#!            no-op route under wrk, object calls per message,
-#!            cold vs warm first request, bundle size (bench/worker.mjs; knobs
-#!            BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS, BENCH_CUSTOMERS;
-#!            BENCH_INSPECTOR=off runs the load with wrangler dev's inspector off).
+#!   worker — the worker in workerd: first messages and returning customers vs a no-op
+#!            route under wrk, object calls per message, in two modes (production-like:
+#!            inspector off, object storage on tmpfs, the issue-12 targets; and as
+#!            `wrangler dev` runs it), cold vs warm first request, bundle size
+#!            (bench/worker.mjs; knobs BENCH_MODES, BENCH_WRK_SECONDS,
+#!            BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS, BENCH_CUSTOMERS).
 #!   worker-cold — the same without the wrk load: bundle size, cold vs warm request.
 #!   webhooks — signed Podium deliveries vs a no-op route under wrk on one workerd, and CPU
 #!            per signature verification (core, native) vs Node's crypto
@@ -37,7 +38,7 @@ if [[ "$what" == worker || "$what" == webhooks || "$what" == all ]]; then
   cargo build -q -p podium-sandbox
 fi
 if [[ "$what" == worker || "$what" == all ]]; then
-  say "bench: worker under wrangler dev"
+  say "bench: worker in workerd (production-like, then as wrangler dev runs it)"
   node "$ROOT/bench/worker.mjs"
 fi
 if [[ "$what" == worker-cold ]]; then
