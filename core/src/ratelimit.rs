@@ -1,6 +1,6 @@
 //! Token buckets: per-IP and per-session limits at the edge, and pacing under Podium's
-//! 300 requests a minute (with the slots an isolate's delivery runs hold, [`Permits`]). Pure: the
-//! caller stores the bucket and passes the time.
+//! 300 requests a minute (with the slots an isolate's delivery runs hold, [`Permits`]).
+//! Pure: the caller stores the bucket and passes the time.
 
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +103,8 @@ pub struct Permits {
     access_token: Option<String>,
     left: u32,
     granted_ms: i64,
-    /// Calls the run still expects to make after the current one.
+    /// Calls the run that asked last still expects to make after the current one (an
+    /// estimate when runs overlap: it only sizes the next ask).
     expected: u32,
 }
 
