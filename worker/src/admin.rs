@@ -391,8 +391,11 @@ pub async fn metrics(ctx: &Ctx, settings: &Settings) -> Result<Response, AppErro
 
 /// `POST /admin/podium/token/reset`: drop the stored access token and any rotated
 /// refresh token; the next Podium call refreshes with `PODIUM_REFRESH_TOKEN` as it is.
+/// The request slots this isolate holds carry the old access token: they are dropped
+/// too (slots another isolate holds are spent within their 2 s lifetime at most).
 pub async fn reset_token(ctx: &Ctx) -> Result<Response, AppError> {
     let out: Value = rpc::call(ctx, token::BINDING, token::NAME, "reset", &json!({})).await?;
+    ctx.permits().borrow_mut().drop_all();
     Ok(Response::from_json(&out)?)
 }
 
