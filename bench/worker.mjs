@@ -113,13 +113,13 @@ const ALL_MODES = {
     title: 'Production-like: workerd via wrangler\'s dev API, inspector off, object storage on tmpfs',
     why: 'The mode the issue-12 targets are read from (see bench/worker.mjs for why).',
     quiet: true,
-    stateDir: () => (existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()),
+    stateDir: existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(),
   },
   'wrangler-dev': {
     title: 'As `wrangler dev` runs it (inspector on, object storage on disk)',
     why: 'For reference: local-tool overheads included (inspector events, fsync on the VM disk).',
     quiet: false,
-    stateDir: () => os.tmpdir(),
+    stateDir: os.tmpdir(),
   },
 };
 const MODES = (process.env.BENCH_MODES || (QUIET_ENV === 'on' ? 'wrangler-dev' : QUIET_ENV === 'off' ? 'production-like' : 'production-like,wrangler-dev'))
@@ -133,7 +133,7 @@ async function load(mode) {
   log(`==> load (${mode.name}): wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on one workerd`);
   // Its own sandbox too: the same phones must be new to Podium in every mode.
   const sandbox = await startSandbox();
-  const state = mkdtempSync(path.join(mode.stateDir(), 'gateway-bench-state-'));
+  const state = mkdtempSync(path.join(mode.stateDir, 'gateway-bench-state-'));
   let worker = null;
   try {
     worker = await startWorker(sandbox.url, state, CONFIG, {}, { quiet: mode.quiet });
@@ -184,7 +184,7 @@ async function load(mode) {
       requests: healthBefore.requests + healthAfter.requests,
       non2xx: healthBefore.non2xx + healthAfter.non2xx,
     };
-    return { mode: { name: mode.name, title: mode.title, why: mode.why, state: mode.stateDir() }, health, healthBefore, healthAfter, first, returning, firstCalls, returningCalls };
+    return { mode: { name: mode.name, title: mode.title, why: mode.why, state: mode.stateDir }, health, healthBefore, healthAfter, first, returning, firstCalls, returningCalls };
   } finally {
     await stop(worker?.child);
     await stop(sandbox.child);

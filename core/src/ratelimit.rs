@@ -95,9 +95,9 @@ pub const PERMIT_LIFETIME_MS: i64 = 2_000;
 /// Request slots and the access token from grants of the shared bucket, spent by the
 /// delivery runs of one isolate: a run asks once for the calls it expects (plus
 /// [`SPARE_PERMITS`]) instead of once per call, and the runs after it spend what is left.
-/// Slots are dropped after a 401 or a 429, and not spent once older than
-/// [`PERMIT_LIFETIME_MS`]: they were taken from the bucket, so the pacing only ever errs
-/// towards fewer requests.
+/// Slots are dropped after a 401, a 429 or an operator's token reset, and not spent once
+/// older than [`PERMIT_LIFETIME_MS`]: they were taken from the bucket, so the pacing only
+/// ever errs towards fewer requests.
 #[derive(Debug, Default)]
 pub struct Permits {
     access_token: Option<String>,
