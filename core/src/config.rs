@@ -169,10 +169,23 @@ pub struct GatewayConfig {
     /// counters): no single object sees every write.
     #[serde(default = "default_ops_shards")]
     pub ops_shards: u32,
+    /// Whether each phone object reads its phone's record from the former layout's
+    /// `OptOut` object (once, before the phone's first send, keyword or opt-out change):
+    /// the upgrade path of a gateway that ran a version before the phone object. One
+    /// object call per phone, so a gateway installed fresh (no `OptOut` object was ever
+    /// written) may turn it off; an upgraded one must keep it on, or phones that texted
+    /// STOP before the upgrade could be texted again.
+    #[serde(default = "import_by_default")]
+    pub import_legacy_optouts: bool,
 }
 
 fn default_ops_shards() -> u32 {
     16
+}
+
+/// Opt-outs err towards silence: a configuration that says nothing imports.
+fn import_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -329,6 +342,12 @@ mod tests {
         assert!(c.origin_allowed("https://shop.example"));
         assert!(!c.origin_allowed("https://evil.example"));
         assert_eq!(c.attachments, AttachmentPolicy::default());
+        // Silent about the former layout: its opt-outs are imported.
+        assert!(c.import_legacy_optouts);
+        let mut v: serde_json::Value = serde_json::from_str(DEMO).unwrap();
+        v["import_legacy_optouts"] = serde_json::json!(false);
+        let fresh = GatewayConfig::from_json(&v.to_string()).unwrap();
+        assert!(!fresh.import_legacy_optouts);
     }
 
     #[test]

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ROOT } from '../support/stack.mjs';
-import { startGateway, envelope, waitFor, waitForInbound, inbound, outbound, sleep, workerTail } from '../support/gateway.mjs';
+import { startGateway, testConfig, envelope, waitFor, waitForInbound, inbound, outbound, sleep, workerTail } from '../support/gateway.mjs';
 import { secretVars } from '../support/webhooks.mjs';
 
 const FIXTURE = path.join(ROOT, 'tests/fixtures/legacy-state-v3');
@@ -96,4 +96,31 @@ test('a fresh phone after the upgrade is an ordinary phone (nothing to import)',
   assert.equal(res.headers.get('x-gateway-object-calls'), '2', 'session + phone');
   const view = await gw.adminContact(phone);
   assert.equal(view.body.opt_out.opted_out, false);
+});
+
+test('import_legacy_optouts: false reads nothing from the former objects (for fresh installs only); turned back on, what was skipped is imported', { timeout: 240_000 }, async () => {
+  // Its own copy of the old state: the gateway above has already imported it.
+  const copy = mkdtempSync(path.join(os.tmpdir(), 'gateway-upgrade-off-'));
+  cpSync(FIXTURE, copy, { recursive: true });
+  let off;
+  let on;
+  try {
+    off = await startGateway({ persistTo: copy, vars: secretVars(), config: testConfig({ import_legacy_optouts: false }) });
+    const skipped = await off.adminContact(SMS_STOP);
+    assert.equal(skipped.status, 200, skipped.text);
+    assert.equal(skipped.body.opt_out.opted_out, false, `off: the old OptOut object is not read, which is why an upgraded gateway must keep it on: ${skipped.text}`);
+    const chat = await off.send(envelope({ phone: '+61412000098', sessionId: randomUUID(), text: 'hi' }));
+    assert.equal(chat.status, 202, chat.text);
+    await waitForInbound(off, '+61412000098');
+    await off.stop();
+    off = null;
+    on = await startGateway({ persistTo: copy, vars: secretVars() });
+    const imported = await on.adminContact(SMS_STOP);
+    assert.equal(imported.body.opt_out.opted_out, true, `on again: imported now: ${imported.text}`);
+    assert.equal(imported.body.opt_out.governed_by, 'sms', imported.text);
+  } finally {
+    await off?.stop();
+    await on?.stop();
+    rmSync(copy, { recursive: true, force: true });
+  }
 });

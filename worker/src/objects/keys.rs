@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use worker::Storage;
 
 use crate::error::AppError;
+use crate::objects::turn::Turn;
 
 /// Keys kept per object at most (the oldest are dropped first): a stored value must stay
 /// under the storage API's 128 KiB, and a phone or session with more keyed messages than
@@ -38,11 +39,31 @@ pub async fn find<T: DeserializeOwned + Serialize>(
     now_ms: i64,
     retention_ms: i64,
 ) -> Result<Option<T>, AppError> {
-    let entries: Vec<Entry<T>> = load(storage, name).await?;
-    Ok(entries
+    Ok(lookup(
+        load(storage, name).await?,
+        key,
+        now_ms,
+        retention_ms,
+    ))
+}
+
+/// [`find`] inside a turn that loaded `name`.
+pub fn find_in<T: DeserializeOwned>(
+    turn: &Turn,
+    name: &str,
+    key: &str,
+    now_ms: i64,
+    retention_ms: i64,
+) -> Result<Option<T>, AppError> {
+    let entries: Vec<Entry<T>> = turn.get(name)?.unwrap_or_default();
+    Ok(lookup(entries, key, now_ms, retention_ms))
+}
+
+fn lookup<T>(entries: Vec<Entry<T>>, key: &str, now_ms: i64, retention_ms: i64) -> Option<T> {
+    entries
         .into_iter()
         .find(|e| e.key == key && e.at_ms.saturating_add(retention_ms) > now_ms)
-        .map(|e| e.answer))
+        .map(|e| e.answer)
 }
 
 /// Keep `answer` for `key` (dropping expired keys, and the oldest beyond the bound).
@@ -54,7 +75,21 @@ pub async fn remember<T: DeserializeOwned + Serialize + Clone>(
     now_ms: i64,
     retention_ms: i64,
 ) -> Result<(), AppError> {
-    let mut entries: Vec<Entry<T>> = load(storage, name).await?;
+    let mut turn = Turn::load(storage, &[name]).await?;
+    remember_in(&mut turn, name, key, answer, now_ms, retention_ms)?;
+    turn.commit(storage).await
+}
+
+/// [`remember`] inside a turn that loaded `name`.
+pub fn remember_in<T: DeserializeOwned + Serialize + Clone>(
+    turn: &mut Turn,
+    name: &str,
+    key: &str,
+    answer: &T,
+    now_ms: i64,
+    retention_ms: i64,
+) -> Result<(), AppError> {
+    let mut entries: Vec<Entry<T>> = turn.get(name)?.unwrap_or_default();
     entries.retain(|e| e.key != key && e.at_ms.saturating_add(retention_ms) > now_ms);
     entries.push(Entry {
         key: key.to_owned(),
@@ -65,8 +100,7 @@ pub async fn remember<T: DeserializeOwned + Serialize + Clone>(
         let excess = entries.len() - MAX_KEYS;
         entries.drain(..excess);
     }
-    storage.put(name, &entries).await?;
-    Ok(())
+    turn.put(name, &entries)
 }
 
 /// Drop expired keys; the time the next one expires, if any.

@@ -10,3 +10,4 @@ pub mod phone;
 pub mod reviews;
 pub mod session;
 pub mod token;
+pub mod turn;

@@ -11,6 +11,7 @@ use worker::Storage;
 
 use super::consent;
 use crate::error::AppError;
+use crate::objects::turn::Turn;
 
 /// What the edge knows about an automatic text this chat may trigger.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,19 +31,22 @@ pub struct AutoTextIn {
 
 const LAST: &str = "auto_text_last_ms";
 
+/// The entries a turn must load for [`decide`] (with `consent::ENTRIES`).
+pub const ENTRIES: [&str; 1] = [LAST];
+
 /// Queue the text (and start the window) or say why not. `opted_out`: the record's
 /// state if this request already read it.
-pub async fn decide(
-    storage: &Storage,
+pub fn decide(
+    turn: &mut Turn,
     policy: &AutoTextPolicy,
     input: &AutoTextIn,
     opted_out: Option<bool>,
     now_ms: i64,
 ) -> Result<Result<JobKind, Skip>, AppError> {
-    let last: Option<i64> = storage.get(LAST).await?;
+    let last: Option<i64> = turn.get(LAST)?;
     let opted_out = match opted_out {
         Some(o) => o,
-        None => consent::load_local(storage).await?.opted_out,
+        None => consent::load_in(turn)?.opted_out,
     };
     let request = texts::Request {
         trusted: input.trusted,
@@ -58,7 +62,7 @@ pub async fn decide(
     if !input.starts_conversation {
         return Ok(Err(Skip::MidConversation));
     }
-    storage.put(LAST, now_ms).await?;
+    turn.put(LAST, &now_ms)?;
     Ok(Ok(JobKind::Text {
         location_uid: input.location_uid.clone(),
         body: input.body.clone(),

@@ -6,26 +6,30 @@ use worker::Storage;
 use super::MessageOut;
 use crate::error::AppError;
 use crate::objects::keys as store;
+use crate::objects::turn::Turn;
 
 const NAME: &str = "keys";
 
-pub async fn find(
-    storage: &Storage,
+/// The entry a turn must load to use the keys.
+pub const ENTRY: &str = NAME;
+
+pub fn find(
+    turn: &Turn,
     key: &str,
     now_ms: i64,
     retention_ms: i64,
 ) -> Result<Option<MessageOut>, AppError> {
-    store::find(storage, NAME, key, now_ms, retention_ms).await
+    store::find_in(turn, NAME, key, now_ms, retention_ms)
 }
 
-pub async fn remember(
-    storage: &Storage,
+pub fn remember(
+    turn: &mut Turn,
     key: &str,
     answer: &MessageOut,
     now_ms: i64,
     retention_ms: i64,
 ) -> Result<(), AppError> {
-    store::remember(storage, NAME, key, answer, now_ms, retention_ms).await
+    store::remember_in(turn, NAME, key, answer, now_ms, retention_ms)
 }
 
 /// Drop expired keys; when the next expires.

@@ -26,10 +26,22 @@ use worker::{durable_object, DurableObject, Env, Request, Response, State, Stora
 
 use crate::error::AppError;
 use crate::objects::ops::Fallback;
+use crate::objects::turn::Turn;
 use crate::rpc::{self, now_ms, Ctx};
 use crate::settings;
 
 pub use auto_text::AutoTextIn;
+
+/// Everything a message's turn may read (see [`Contact::message`]).
+const MESSAGE_ENTRIES: [&str; 7] = [
+    PHONE,
+    keys::ENTRY,
+    consent::ENTRIES[0],
+    auto_text::ENTRIES[0],
+    outbox::ENTRIES[0],
+    records::ENTRIES[0],
+    records::ENTRIES[1],
+];
 
 pub const BINDING: &str = "CONTACTS";
 
@@ -101,16 +113,19 @@ impl DurableObject for Contact {
     }
 }
 
+/// The phone this object is for, remembered on first use.
+const PHONE: &str = "phone";
+
 /// Which phone an operation is about: the body's `phone`, remembered on first use.
 async fn phone_of(storage: &Storage, body: &Value) -> Result<String, AppError> {
     if let Some(phone) = body.get("phone").and_then(Value::as_str) {
-        if storage.get::<String>("phone").await?.as_deref() != Some(phone) {
-            storage.put("phone", phone).await?;
+        if storage.get::<String>(PHONE).await?.as_deref() != Some(phone) {
+            storage.put(PHONE, phone).await?;
         }
         return Ok(phone.to_owned());
     }
     storage
-        .get::<String>("phone")
+        .get::<String>(PHONE)
         .await?
         .ok_or_else(|| AppError::Internal("phone object without a phone".into()))
 }
@@ -123,12 +138,13 @@ impl Contact {
     async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
         let storage = self.state.storage();
         let ctx = self.ctx();
+        if op == "message" {
+            // Remembers its phone inside its own turn.
+            let input: MessageIn = rpc::args(body)?;
+            return Ok(json!(self.message(&ctx, &storage, input).await?));
+        }
         let phone = phone_of(&storage, &body).await?;
         match op {
-            "message" => {
-                let input: MessageIn = rpc::args(body)?;
-                Ok(json!(self.message(&ctx, &storage, input).await?))
-            }
             "requeue" => {
                 let kind: JobKind = rpc::args(body.get("kind").cloned().unwrap_or_default())?;
                 let ids = outbox::enqueue(&storage, vec![kind], now_ms()).await?;
@@ -165,6 +181,8 @@ impl Contact {
         }
     }
 
+    /// A chat: one storage read and one write for everything it changes (see `turn`),
+    /// then the alarm.
     async fn message(
         &self,
         ctx: &Ctx,
@@ -172,13 +190,22 @@ impl Contact {
         input: MessageIn,
     ) -> Result<MessageOut, AppError> {
         let settings = settings::load(&self.env)?;
-        let now = now_ms();
         let retention = settings.config.retention.message_keys_ms;
+        // A keyword changes the record, which must first hold the former object's
+        // decisions: that import calls the former object, so it comes before the turn.
+        if input.keyword.is_some() {
+            consent::import(ctx, storage, &input.phone).await?;
+        }
+        let mut turn = Turn::load(storage, &MESSAGE_ENTRIES).await?;
+        let now = now_ms();
         if let Some(key) = &input.key {
-            if let Some(mut first) = keys::find(storage, key, now, retention).await? {
+            if let Some(mut first) = keys::find(&turn, key, now, retention)? {
                 first.duplicate = true;
                 return Ok(first);
             }
+        }
+        if turn.get::<String>(PHONE)?.as_deref() != Some(input.phone.as_str()) {
+            turn.put(PHONE, &input.phone)?;
         }
         let mut out = MessageOut {
             message_id: String::new(),
@@ -191,9 +218,9 @@ impl Contact {
         // F6: a keyword changes the one record before anything is queued.
         let mut opted_out_now = None;
         if let Some(keyword) = input.keyword {
-            let mut record = consent::load(ctx, storage, &input.phone).await?;
+            let mut record = consent::load_in(&turn)?;
             let applied = record.apply(keyword == Keyword::OptOut, now, Channel::Webchat);
-            consent::save(storage, &record).await?;
+            consent::save_in(&mut turn, &record)?;
             out.opt_out = Some(
                 match (keyword, applied) {
                     (_, Applied::StillOptedOut { .. }) => "still_opted_out",
@@ -210,11 +237,8 @@ impl Contact {
         let mut jobs = Vec::new();
         let mut held_ids = Vec::new();
         if let Some(held_key) = &input.held_key {
-            if keys::find(storage, held_key, now, retention)
-                .await?
-                .is_none()
-            {
-                held_ids = outbox::enqueue(storage, input.held_jobs, now).await?;
+            if keys::find(&turn, held_key, now, retention)?.is_none() {
+                held_ids = outbox::enqueue_in(&mut turn, input.held_jobs, now)?;
                 let held_out = MessageOut {
                     message_id: held_ids.first().cloned().unwrap_or_default(),
                     job_ids: held_ids.clone(),
@@ -223,7 +247,7 @@ impl Contact {
                     governed_by: None,
                     auto_text: None,
                 };
-                keys::remember(storage, held_key, &held_out, now, retention).await?;
+                keys::remember(&mut turn, held_key, &held_out, now, retention)?;
             }
         }
         jobs.extend(input.jobs);
@@ -232,13 +256,12 @@ impl Contact {
                 Err("keyword".to_owned())
             } else {
                 auto_text::decide(
-                    storage,
+                    &mut turn,
                     &settings.config.auto_texts,
                     auto,
                     opted_out_now,
                     now,
-                )
-                .await?
+                )?
                 .map_err(|skip| skip.code().to_owned())
             };
             match decision {
@@ -247,12 +270,12 @@ impl Contact {
                     out.auto_text = Some("queued".into());
                 }
                 Err(code) => {
-                    records::count(storage, &format!("auto_text_skipped:{code}"), 1).await?;
+                    records::count_in(&mut turn, &format!("auto_text_skipped:{code}"), 1)?;
                     out.auto_text = Some(code);
                 }
             }
         }
-        out.job_ids = outbox::enqueue(storage, jobs, now).await?;
+        out.job_ids = outbox::enqueue_in(&mut turn, jobs, now)?;
         // The message's id: its own first job, else the first held one it released.
         out.message_id = out
             .job_ids
@@ -262,13 +285,16 @@ impl Contact {
             .unwrap_or_default();
         if let Some(mut fallback) = input.fallback {
             fallback.message_id.clone_from(&out.message_id);
-            records::push(storage, records::Record::Fallback(fallback)).await?;
+            records::push_in(&mut turn, &records::Record::Fallback(fallback))?;
         }
-        records::count(storage, "received", 1).await?;
+        records::count_in(&mut turn, "received", 1)?;
         if let Some(key) = &input.key {
-            keys::remember(storage, key, &out, now, retention).await?;
+            keys::remember(&mut turn, key, &out, now, retention)?;
         }
-        rpc::wake_by(storage, now).await?;
+        turn.commit(storage).await?;
+        // Deliver (and ship the counts) now. An alarm already due is set again to the
+        // same moment, so there is no need to read it first.
+        rpc::alarm_at(storage, now).await?;
         Ok(out)
     }
 
@@ -289,7 +315,7 @@ impl Contact {
     /// to the operations shards, set the next alarm.
     async fn run(&self) -> Result<(), AppError> {
         let storage = self.state.storage();
-        let Some(phone) = storage.get::<String>("phone").await? else {
+        let Some(phone) = storage.get::<String>(PHONE).await? else {
             return Ok(());
         };
         let ctx = self.ctx();
@@ -304,7 +330,9 @@ impl Contact {
             settings.config.retention.message_keys_ms,
         )
         .await?;
-        let next = [outbox_wake, records_wake, keys_wake]
+        // Only storage is awaited from here on (no message can slip in unseen).
+        let queued_wake = outbox::next_wake(&storage).await?;
+        let next = [outbox_wake, queued_wake, records_wake, keys_wake]
             .into_iter()
             .flatten()
             .min();

@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::objects::breaker;
 use crate::objects::ops::DeadLetter;
 use crate::objects::token;
+use crate::objects::turn::Turn;
 use crate::ops;
 use crate::podium::{self, Body, NoReply, Reply};
 use crate::rpc::{self, now_ms, Ctx};
@@ -34,13 +35,30 @@ fn job_key(seq: u64) -> String {
     format!("job:{seq:012}")
 }
 
+/// The entries a turn must load to [`enqueue_in`].
+pub const ENTRIES: [&str; 1] = [SEQ];
+
+const SEQ: &str = "seq";
+
 /// Persist jobs at the end of the queue (and make sure the alarm comes); their ids.
 pub async fn enqueue(
     storage: &Storage,
     kinds: Vec<JobKind>,
     now: i64,
 ) -> Result<Vec<String>, AppError> {
-    let mut seq: u64 = storage.get("seq").await?.unwrap_or(0);
+    let mut turn = Turn::load(storage, &ENTRIES).await?;
+    let ids = enqueue_in(&mut turn, kinds, now)?;
+    turn.commit(storage).await?;
+    if !ids.is_empty() {
+        rpc::wake_by(storage, now).await?;
+    }
+    Ok(ids)
+}
+
+/// [`enqueue`] inside a turn that loaded [`ENTRIES`]; the caller makes sure the alarm
+/// comes once the turn is committed.
+pub fn enqueue_in(turn: &mut Turn, kinds: Vec<JobKind>, now: i64) -> Result<Vec<String>, AppError> {
+    let mut seq: u64 = turn.get(SEQ)?.unwrap_or(0);
     let mut ids = Vec::with_capacity(kinds.len());
     for kind in kinds {
         seq += 1;
@@ -53,12 +71,9 @@ pub async fn enqueue(
             kind,
         };
         ids.push(job.id.clone());
-        storage.put(&job_key(seq), &job).await?;
+        turn.put(&job_key(seq), &job)?;
     }
-    storage.put("seq", seq).await?;
-    if !ids.is_empty() {
-        rpc::wake_by(storage, now).await?;
-    }
+    turn.put(SEQ, &seq)?;
     Ok(ids)
 }
 
@@ -80,6 +95,24 @@ async fn jobs(storage: &Storage, limit: usize) -> Result<Vec<(String, Job)>, App
         out.push((key, job));
     }
     Ok(out)
+}
+
+/// When the queue needs the alarm, read from storage as it is now: what a run asks last,
+/// after every call it made out, so a job queued while the run waited on Podium or a
+/// shard is never left without an alarm.
+pub async fn next_wake(storage: &Storage) -> Result<Option<i64>, AppError> {
+    let contact = contact(storage).await?;
+    let head: Vec<Job> = jobs(storage, 1)
+        .await?
+        .into_iter()
+        .map(|(_, j)| j)
+        .collect();
+    let now = now_ms();
+    Ok(match outbox::plan(&contact, &head, now) {
+        Plan::Idle => None,
+        Plan::WakeAt(at) => Some(at),
+        Plan::Perform { .. } => Some(now),
+    })
 }
 
 /// The queue for operators.

@@ -10,6 +10,7 @@ use worker::{ListOptions, Storage};
 
 use crate::error::AppError;
 use crate::objects::ops::{DeadLetter, Fallback};
+use crate::objects::turn::Turn;
 use crate::ops;
 use crate::rpc::{now_ms, Ctx};
 use crate::settings::Settings;
@@ -24,21 +25,39 @@ pub enum Record {
 /// Records shipped per alarm run.
 const BATCH: usize = 50;
 
+/// The entries a turn must load to [`push_in`] and [`count_in`].
+pub const ENTRIES: [&str; 2] = [REC_SEQ, COUNTS];
+
+const REC_SEQ: &str = "rec_seq";
+const COUNTS: &str = "counts";
+
 /// Queue a record for the operations shards.
 pub async fn push(storage: &Storage, record: Record) -> Result<(), AppError> {
-    let seq: u64 = storage.get("rec_seq").await?.unwrap_or(0) + 1;
-    storage.put(&format!("rec:{seq:012}"), &record).await?;
-    storage.put("rec_seq", seq).await?;
-    Ok(())
+    let mut turn = Turn::load(storage, &ENTRIES).await?;
+    push_in(&mut turn, &record)?;
+    turn.commit(storage).await
+}
+
+/// [`push`] inside a turn that loaded [`ENTRIES`].
+pub fn push_in(turn: &mut Turn, record: &Record) -> Result<(), AppError> {
+    let seq: u64 = turn.get::<u64>(REC_SEQ)?.unwrap_or(0) + 1;
+    turn.put(&format!("rec:{seq:012}"), record)?;
+    turn.put(REC_SEQ, &seq)
 }
 
 /// Add to a counter (shipped in the next batch).
 pub async fn count(storage: &Storage, name: &str, by: i64) -> Result<(), AppError> {
-    let mut counts: Map<String, Value> = storage.get("counts").await?.unwrap_or_default();
+    let mut turn = Turn::load(storage, &ENTRIES).await?;
+    count_in(&mut turn, name, by)?;
+    turn.commit(storage).await
+}
+
+/// [`count`] inside a turn that loaded [`ENTRIES`].
+pub fn count_in(turn: &mut Turn, name: &str, by: i64) -> Result<(), AppError> {
+    let mut counts: Map<String, Value> = turn.get(COUNTS)?.unwrap_or_default();
     let current = counts.get(name).and_then(Value::as_i64).unwrap_or(0);
     counts.insert(name.to_owned(), json!(current.saturating_add(by)));
-    storage.put("counts", counts).await?;
-    Ok(())
+    turn.put(COUNTS, &counts)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,11 +155,22 @@ pub async fn ship(
             }
         }
     }
+    // Read again after the last call out: a message may have added a count or a record
+    // while this run waited on a shard.
     if !left
         && storage
             .get::<Map<String, Value>>("counts")
             .await?
             .is_some_and(|c| !c.is_empty())
+    {
+        left = true;
+    }
+    if !left
+        && storage
+            .list_with_options(ListOptions::new().prefix("rec:").limit(1))
+            .await?
+            .size()
+            > 0
     {
         left = true;
     }
