@@ -6,10 +6,11 @@
 #!            BENCH_WARM_ROUNDS, CHROMIUM_BIN).
 #!   worker — the worker in workerd: first messages and returning customers vs a no-op
 #!            route under wrk, object calls per message, in two modes (production-like:
-#!            inspector off, object storage on tmpfs, the issue-12 targets; and as
-#!            `wrangler dev` runs it), cold vs warm first request, bundle size
-#!            (bench/worker.mjs; knobs BENCH_MODES, BENCH_WRK_SECONDS,
-#!            BENCH_WRK_CONNECTIONS, BENCH_COLD_RUNS, BENCH_CUSTOMERS).
+#!            inspector off, object storage on tmpfs, the issue-12 targets, median of 3
+#!            trials; and as `wrangler dev` runs it, 1 trial), cold vs warm first
+#!            request, bundle size (bench/worker.mjs; knobs BENCH_MODES, BENCH_TRIALS,
+#!            BENCH_LEGACY_IMPORT, BENCH_WRK_SECONDS, BENCH_WRK_CONNECTIONS,
+#!            BENCH_COLD_RUNS, BENCH_CUSTOMERS).
 #!   worker-cold — the same without the wrk load: bundle size, cold vs warm request.
 #!   webhooks — signed Podium deliveries vs a no-op route under wrk on one workerd, and CPU
 #!            per signature verification (core, native) vs Node's crypto
