@@ -31,24 +31,8 @@ async fn load<T: DeserializeOwned>(
     Ok(storage.get(name).await?.unwrap_or_default())
 }
 
-/// The answer first given for `key`, if it is still kept.
-pub async fn find<T: DeserializeOwned + Serialize>(
-    storage: &Storage,
-    name: &str,
-    key: &str,
-    now_ms: i64,
-    retention_ms: i64,
-) -> Result<Option<T>, AppError> {
-    Ok(lookup(
-        load(storage, name).await?,
-        key,
-        now_ms,
-        retention_ms,
-    ))
-}
-
-/// [`find`] inside a turn that loaded `name`.
-pub fn find_in<T: DeserializeOwned>(
+/// The answer first given for `key`, if it is still kept (the turn loaded `name`).
+pub fn find<T: DeserializeOwned>(
     turn: &Turn,
     name: &str,
     key: &str,
@@ -56,32 +40,15 @@ pub fn find_in<T: DeserializeOwned>(
     retention_ms: i64,
 ) -> Result<Option<T>, AppError> {
     let entries: Vec<Entry<T>> = turn.get(name)?.unwrap_or_default();
-    Ok(lookup(entries, key, now_ms, retention_ms))
-}
-
-fn lookup<T>(entries: Vec<Entry<T>>, key: &str, now_ms: i64, retention_ms: i64) -> Option<T> {
-    entries
+    Ok(entries
         .into_iter()
         .find(|e| e.key == key && e.at_ms.saturating_add(retention_ms) > now_ms)
-        .map(|e| e.answer)
+        .map(|e| e.answer))
 }
 
-/// Keep `answer` for `key` (dropping expired keys, and the oldest beyond the bound).
-pub async fn remember<T: DeserializeOwned + Serialize + Clone>(
-    storage: &Storage,
-    name: &str,
-    key: &str,
-    answer: &T,
-    now_ms: i64,
-    retention_ms: i64,
-) -> Result<(), AppError> {
-    let mut turn = Turn::load(storage, &[name]).await?;
-    remember_in(&mut turn, name, key, answer, now_ms, retention_ms)?;
-    turn.commit(storage).await
-}
-
-/// [`remember`] inside a turn that loaded `name`.
-pub fn remember_in<T: DeserializeOwned + Serialize + Clone>(
+/// Keep `answer` for `key`, dropping expired keys and the oldest beyond the bound (the
+/// turn loaded `name`).
+pub fn remember<T: DeserializeOwned + Serialize + Clone>(
     turn: &mut Turn,
     name: &str,
     key: &str,

@@ -14,6 +14,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, State, Stora
 use crate::edge;
 use crate::error::AppError;
 use crate::objects::keys;
+use crate::objects::turn::Turn;
 use crate::rpc::{self, now_ms};
 use crate::settings;
 
@@ -83,7 +84,15 @@ struct Stored {
     phone: Option<String>,
 }
 
+/// The storage entries: the session, its idempotency keys, its own rate bucket, a phone
+/// learnt before the session began, and what is held for want of a phone.
+const STATE: &str = "s";
 const KEYS: &str = "keys";
+const BUCKET: &str = "bucket";
+const KNOWN_PHONE: &str = "known_phone";
+const HELD: &str = "held";
+/// Everything a message's turn may read.
+const MESSAGE_ENTRIES: [&str; 5] = [STATE, KEYS, BUCKET, KNOWN_PHONE, HELD];
 
 /// Messages held for want of a phone, and the batch being released: one storage entry,
 /// so moving items into a batch is a single write.
@@ -118,7 +127,7 @@ impl DurableObject for Session {
         let keep_ms = settings::load(&self.env)
             .map(|s| s.config.retention.session_after_expiry_ms)
             .unwrap_or(7 * 24 * 3600 * 1000);
-        match storage.get::<Stored>("s").await? {
+        match storage.get::<Stored>(STATE).await? {
             Some(mut stored) => match stored.session.on_alarm(now, &stored.policy) {
                 Some(at) => rpc::alarm_at(&storage, at).await?,
                 None => {
@@ -128,14 +137,14 @@ impl DurableObject for Session {
                         // still held are gone.
                         storage.delete_all().await?;
                     } else {
-                        storage.put("s", &stored).await?;
+                        storage.put(STATE, &stored).await?;
                         rpc::alarm_at(&storage, forget).await?;
                     }
                 }
             },
             None => {
                 // Held before a phone was ever known, and abandoned.
-                let held: Held = storage.get("held").await?.unwrap_or_default();
+                let held: Held = storage.get(HELD).await?.unwrap_or_default();
                 match held.since {
                     Some(at) if now < at.saturating_add(keep_ms) => {
                         rpc::alarm_at(&storage, at.saturating_add(keep_ms)).await?;
@@ -165,129 +174,15 @@ impl Session {
         edge::within_binding(&self.env, binding, &limits.client).await
     }
 
-    async fn take_session_token(
-        &self,
-        storage: &Storage,
-        limit: &Limit,
-        now: i64,
-    ) -> Result<Result<(), i64>, AppError> {
-        let mut bucket = storage
-            .get::<Bucket>("bucket")
-            .await?
-            .unwrap_or_else(|| Bucket::full(limit, now));
-        let taken = bucket.take(limit, now);
-        storage.put("bucket", bucket).await?;
-        Ok(taken)
-    }
-
     async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
         let storage = self.state.storage();
-        let stored: Option<Stored> = storage.get("s").await?;
         let now = now_ms();
+        if op == "message" {
+            let input: MessageIn = rpc::args(body)?;
+            return self.message(&storage, input, now).await;
+        }
+        let stored: Option<Stored> = storage.get(STATE).await?;
         match op {
-            "message" => {
-                let input: MessageIn = rpc::args(body)?;
-                let retention = settings::load(&self.env)?.config.retention.message_keys_ms;
-                if let Some(key) = &input.key {
-                    if let Some(mut first) =
-                        keys::find::<MessageOut>(&storage, KEYS, key, now, retention).await?
-                    {
-                        first.duplicate = true;
-                        first.status = match &stored {
-                            Some(s) => s.session.status(now, &s.policy),
-                            None => first.status,
-                        };
-                        return Ok(json!(first));
-                    }
-                }
-                if let Err(wait) = self.take_session_token(&storage, &input.limit, now).await? {
-                    return Ok(refused("session", wait));
-                }
-                let remembered: Option<Option<String>> = storage.get("known_phone").await?;
-                let known_phone = stored
-                    .as_ref()
-                    .and_then(|s| s.phone.clone())
-                    .or(remembered.flatten());
-                if input.phone.is_none() && known_phone.is_none() {
-                    if let Some(item) = input.hold {
-                        return self
-                            .hold(
-                                &storage,
-                                stored.as_ref(),
-                                item,
-                                &input.policy,
-                                input.limits.as_ref(),
-                                now,
-                            )
-                            .await;
-                    }
-                }
-                let new_session = stored.is_none();
-                let new_phone = input
-                    .phone
-                    .as_ref()
-                    .is_some_and(|p| known_phone.as_deref() != Some(p.as_str()));
-                // A first message asks both bindings; at once, so it waits for one round
-                // trip, not two. A request refused for its session has then also spent a
-                // new-phone slot: that only errs towards refusing a client already over
-                // its limit.
-                let (session_ok, phone_ok) = futures_util::future::join(
-                    async {
-                        !new_session
-                            || self
-                                .within(edge::RL_NEW_SESSION, input.limits.as_ref())
-                                .await
-                    },
-                    async {
-                        !new_phone || self.within(edge::RL_NEW_PHONE, input.limits.as_ref()).await
-                    },
-                )
-                .await;
-                if !session_ok {
-                    return Ok(refused("new_sessions", 60_000));
-                }
-                if !phone_ok {
-                    return Ok(refused("new_phones", 60_000));
-                }
-                let previous = stored.as_ref().map(|s| s.session.clone());
-                let (next, arrival) =
-                    session::on_message(previous, now, &input.text, &input.policy);
-                let phone = input.phone.clone().or(known_phone);
-                let (arrival_name, context_note) = match &arrival {
-                    Arrival::New => ("new", None),
-                    Arrival::Continued => ("continued", None),
-                    Arrival::Resumed { carried } => ("resumed", session::context_note(carried)),
-                };
-                let status = next.status(now, &input.policy);
-                rpc::alarm_at(&storage, next.expiry_at(&input.policy)).await?;
-                storage
-                    .put(
-                        "s",
-                        Stored {
-                            session: next,
-                            policy: input.policy,
-                            phone: phone.clone(),
-                        },
-                    )
-                    .await?;
-                // Anything held for want of a phone goes out with this message.
-                let held = match &phone {
-                    Some(_) => self.release_held(&storage).await?,
-                    None => None,
-                };
-                let out = MessageOut {
-                    status,
-                    arrival: arrival_name.into(),
-                    context_note,
-                    phone,
-                    held,
-                    duplicate: false,
-                };
-                if let Some(key) = &input.key {
-                    keys::remember(&storage, KEYS, key, &out, now, retention).await?;
-                }
-                Ok(json!(out))
-            }
             "get" => Ok(match stored {
                 Some(s) => json!({"status": s.session.status(now, &s.policy), "phone": s.phone}),
                 None => Value::Null,
@@ -301,7 +196,7 @@ impl Session {
                     rpc::alarm_at(&storage, s.session.expiry_at(&s.policy)).await?;
                 }
                 let status = s.session.status(now, &s.policy);
-                storage.put("s", &s).await?;
+                storage.put(STATE, &s).await?;
                 Ok(json!({"status": status}))
             }
             // A message to keep until the phone is known (`/chat` before the number, an
@@ -313,7 +208,10 @@ impl Session {
                 let limit: Limit = rpc::args(body.get("limit").cloned().unwrap_or_default())?;
                 let limits: Option<ClientLimits> =
                     serde_json::from_value(body.get("limits").cloned().unwrap_or_default()).ok();
-                if let Err(wait) = self.take_session_token(&storage, &limit, now).await? {
+                let mut turn = Turn::load(&storage, &[BUCKET]).await?;
+                let taken = take_from_bucket(&mut turn, &limit, now)?;
+                turn.commit(&storage).await?;
+                if let Err(wait) = taken {
                     return Ok(refused("session", wait));
                 }
                 self.hold(
@@ -332,22 +230,22 @@ impl Session {
                     .get("batch")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let mut held: Held = storage.get("held").await?.unwrap_or_default();
+                let mut held: Held = storage.get(HELD).await?.unwrap_or_default();
                 let acked = held.releasing.as_ref().is_some_and(|b| b.id == id);
                 if acked {
                     held.releasing = None;
-                    storage.put("held", &held).await?;
+                    storage.put(HELD, &held).await?;
                 }
                 Ok(json!({"acked": acked}))
             }
             // Chatwoot's `conversation_created` told us the contact's phone.
             "remember_phone" => {
                 let phone = body.get("phone").and_then(Value::as_str).map(str::to_owned);
-                storage.put("known_phone", &phone).await?;
+                storage.put(KNOWN_PHONE, &phone).await?;
                 if let Some(mut s) = stored {
                     if s.phone.is_none() {
                         s.phone.clone_from(&phone);
-                        storage.put("s", &s).await?;
+                        storage.put(STATE, &s).await?;
                     }
                 } else {
                     let keep = settings::load(&self.env)?
@@ -360,11 +258,125 @@ impl Session {
             }
             "phone" => {
                 let from_session = stored.and_then(|s| s.phone);
-                let remembered: Option<Option<String>> = storage.get("known_phone").await?;
+                let remembered: Option<Option<String>> = storage.get(KNOWN_PHONE).await?;
                 Ok(json!({"phone": from_session.or(remembered.flatten())}))
             }
             _ => Err(AppError::NotFound("no such operation")),
         }
+    }
+
+    /// A message: read in one storage call and written in one (see `turn`). The per-IP
+    /// bindings are the one thing awaited that is not storage, so a turn that asks them
+    /// saves what it has (the session bucket) first and reads everything again after.
+    async fn message(
+        &self,
+        storage: &Storage,
+        input: MessageIn,
+        now: i64,
+    ) -> Result<Value, AppError> {
+        let retention = settings::load(&self.env)?.config.retention.message_keys_ms;
+        let mut turn = Turn::load(storage, &MESSAGE_ENTRIES).await?;
+        let mut stored: Option<Stored> = turn.get(STATE)?;
+        if let Some(first) = repeat(&turn, stored.as_ref(), input.key.as_deref(), now, retention)? {
+            return Ok(first);
+        }
+        let taken = take_from_bucket(&mut turn, &input.limit, now)?;
+        if let Err(wait) = taken {
+            turn.commit(storage).await?;
+            return Ok(refused("session", wait));
+        }
+        let mut known_phone = known_phone(&turn, stored.as_ref())?;
+        if input.phone.is_none() && known_phone.is_none() {
+            if let Some(item) = input.hold {
+                turn.commit(storage).await?;
+                return self
+                    .hold(
+                        storage,
+                        stored.as_ref(),
+                        item,
+                        &input.policy,
+                        input.limits.as_ref(),
+                        now,
+                    )
+                    .await;
+            }
+        }
+        let new_session = stored.is_none();
+        let new_phone = input
+            .phone
+            .as_ref()
+            .is_some_and(|p| known_phone.as_deref() != Some(p.as_str()));
+        if input.limits.is_some() && (new_session || new_phone) {
+            turn.commit(storage).await?;
+            // A first message asks both bindings; at once, so it waits for one round
+            // trip, not two. A request refused for its session has then also spent a
+            // new-phone slot: that only errs towards refusing a client already over its
+            // limit.
+            let (session_ok, phone_ok) = futures_util::future::join(
+                async {
+                    !new_session
+                        || self
+                            .within(edge::RL_NEW_SESSION, input.limits.as_ref())
+                            .await
+                },
+                async {
+                    !new_phone || self.within(edge::RL_NEW_PHONE, input.limits.as_ref()).await
+                },
+            )
+            .await;
+            if !session_ok {
+                return Ok(refused("new_sessions", 60_000));
+            }
+            if !phone_ok {
+                return Ok(refused("new_phones", 60_000));
+            }
+            // Other messages of this session may have run while the bindings answered.
+            turn = Turn::load(storage, &MESSAGE_ENTRIES).await?;
+            stored = turn.get(STATE)?;
+            if let Some(first) =
+                repeat(&turn, stored.as_ref(), input.key.as_deref(), now, retention)?
+            {
+                return Ok(first);
+            }
+            known_phone = self::known_phone(&turn, stored.as_ref())?;
+        }
+        let previous = stored.as_ref().map(|s| s.session.clone());
+        let (next, arrival) = session::on_message(previous, now, &input.text, &input.policy);
+        let phone = input.phone.clone().or(known_phone);
+        let (arrival_name, context_note) = match &arrival {
+            Arrival::New => ("new", None),
+            Arrival::Continued => ("continued", None),
+            Arrival::Resumed { carried } => ("resumed", session::context_note(carried)),
+        };
+        let status = next.status(now, &input.policy);
+        let expiry = next.expiry_at(&input.policy);
+        turn.put(
+            STATE,
+            &Stored {
+                session: next,
+                policy: input.policy,
+                phone: phone.clone(),
+            },
+        )?;
+        // Anything held for want of a phone goes out with this message.
+        let held = match &phone {
+            Some(_) => release_held(&mut turn)?,
+            None => None,
+        };
+        let out = MessageOut {
+            status,
+            arrival: arrival_name.into(),
+            context_note,
+            phone,
+            held,
+            duplicate: false,
+        };
+        if let Some(key) = &input.key {
+            keys::remember(&mut turn, KEYS, key, &out, now, retention)?;
+        }
+        turn.commit(storage).await?;
+        rpc::alarm_at(storage, expiry).await?;
+        Ok(json!(out))
     }
 
     /// Keep a message until the phone is known.
@@ -377,7 +389,7 @@ impl Session {
         limits: Option<&ClientLimits>,
         now: i64,
     ) -> Result<Value, AppError> {
-        let mut held: Held = storage.get("held").await?.unwrap_or_default();
+        let mut held: Held = storage.get(HELD).await?.unwrap_or_default();
         let fresh = stored.is_none() && held.items.is_empty();
         if fresh && !self.within(edge::RL_NEW_SESSION, limits).await {
             return Ok(refused("new_sessions", 60_000));
@@ -387,7 +399,7 @@ impl Session {
         }
         held.since.get_or_insert(now);
         let count = held.items.len();
-        storage.put("held", &held).await?;
+        storage.put(HELD, &held).await?;
         let status = match stored {
             Some(s) => s.session.status(now, &s.policy),
             None => {
@@ -412,27 +424,67 @@ impl Session {
         };
         Ok(json!({"awaiting_phone": true, "held": true, "count": count, "status": status}))
     }
+}
 
-    /// Move held messages into a batch being released (kept until acknowledged: a batch
-    /// not acknowledged is released again with the next message, under the same id, so
-    /// the phone's idempotency key queues it once).
-    async fn release_held(&self, storage: &Storage) -> Result<Option<HeldBatch>, AppError> {
-        let mut held: Held = storage.get("held").await?.unwrap_or_default();
-        if held.releasing.is_some() {
-            // Released before and not yet acknowledged: the same batch again (queued
-            // under its id, so the phone object takes it once).
-            return Ok(held.releasing);
-        }
-        if held.items.is_empty() {
-            return Ok(None);
-        }
-        let batch = HeldBatch {
-            id: rpc::new_id("held"),
-            items: std::mem::take(&mut held.items),
-        };
-        held.releasing = Some(batch.clone());
-        held.since = None;
-        storage.put("held", &held).await?;
-        Ok(Some(batch))
+/// The first answer to a message sent again under the same key (with the session's
+/// status as it is now).
+fn repeat(
+    turn: &Turn,
+    stored: Option<&Stored>,
+    key: Option<&str>,
+    now: i64,
+    retention: i64,
+) -> Result<Option<Value>, AppError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let Some(mut first) = keys::find::<MessageOut>(turn, KEYS, key, now, retention)? else {
+        return Ok(None);
+    };
+    first.duplicate = true;
+    if let Some(s) = stored {
+        first.status = s.session.status(now, &s.policy);
     }
+    Ok(Some(json!(first)))
+}
+
+/// The session's phone: its own, or one Chatwoot told it before the session began.
+fn known_phone(turn: &Turn, stored: Option<&Stored>) -> Result<Option<String>, AppError> {
+    let remembered: Option<Option<String>> = turn.get(KNOWN_PHONE)?;
+    Ok(stored
+        .and_then(|s| s.phone.clone())
+        .or(remembered.flatten()))
+}
+
+/// Take one message from the session's own bucket (`Err`: wait this long).
+fn take_from_bucket(turn: &mut Turn, limit: &Limit, now: i64) -> Result<Result<(), i64>, AppError> {
+    let mut bucket = turn
+        .get::<Bucket>(BUCKET)?
+        .unwrap_or_else(|| Bucket::full(limit, now));
+    let taken = bucket.take(limit, now);
+    turn.put(BUCKET, &bucket)?;
+    Ok(taken)
+}
+
+/// Move held messages into a batch being released (kept until acknowledged: a batch not
+/// acknowledged is released again with the next message, under the same id, so the
+/// phone's idempotency key queues it once).
+fn release_held(turn: &mut Turn) -> Result<Option<HeldBatch>, AppError> {
+    let mut held: Held = turn.get(HELD)?.unwrap_or_default();
+    if held.releasing.is_some() {
+        // Released before and not yet acknowledged: the same batch again (queued under
+        // its id, so the phone object takes it once).
+        return Ok(held.releasing);
+    }
+    if held.items.is_empty() {
+        return Ok(None);
+    }
+    let batch = HeldBatch {
+        id: rpc::new_id("held"),
+        items: std::mem::take(&mut held.items),
+    };
+    held.releasing = Some(batch.clone());
+    held.since = None;
+    turn.put(HELD, &held)?;
+    Ok(Some(batch))
 }

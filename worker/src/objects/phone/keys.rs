@@ -19,7 +19,7 @@ pub fn find(
     now_ms: i64,
     retention_ms: i64,
 ) -> Result<Option<MessageOut>, AppError> {
-    store::find_in(turn, NAME, key, now_ms, retention_ms)
+    store::find(turn, NAME, key, now_ms, retention_ms)
 }
 
 pub fn remember(
@@ -29,7 +29,7 @@ pub fn remember(
     now_ms: i64,
     retention_ms: i64,
 ) -> Result<(), AppError> {
-    store::remember_in(turn, NAME, key, answer, now_ms, retention_ms)
+    store::remember(turn, NAME, key, answer, now_ms, retention_ms)
 }
 
 /// Drop expired keys; when the next expires.
