@@ -123,7 +123,7 @@ const ALL_MODES = {
     quiet: true,
     stateDir: existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(),
     // On this 2-core VM one trial's ratios move by ±20% from run to run (the no-op alone
-    // by 260–400 req/s), so one trial decides nothing: the median of three does.
+    // by 260–450 req/s on 2026-12-03), so one trial decides nothing: the median of three does.
     trials: 3,
   },
   'wrangler-dev': {
