@@ -64,6 +64,14 @@ fn one() -> u32 {
     1
 }
 
+/// A slot count from an `acquire` body: `absent` when not given, never above `max`.
+fn slots_asked(body: &Value, name: &str, absent: u32, max: u32) -> u32 {
+    body.get(name)
+        .and_then(Value::as_u64)
+        .map_or(absent, |n| u32::try_from(n).unwrap_or(max))
+        .min(max)
+}
+
 // State and Env have no Debug.
 #[allow(missing_debug_implementations)]
 #[durable_object]
@@ -86,20 +94,11 @@ impl PodiumToken {
     async fn handle(&self, op: &str, body: Value) -> Result<Value, AppError> {
         match op {
             "acquire" => {
-                // How many slots the caller expects to spend in this run (default one).
-                let want = body
-                    .get("want")
-                    .and_then(Value::as_u64)
-                    .map_or(1, |w| u32::try_from(w).unwrap_or(MAX_PERMITS));
-                // Spares for the caller's isolate (given only from above half the burst).
-                let spare = body
-                    .get("spare")
-                    .and_then(Value::as_u64)
-                    .map_or(0, |w| u32::try_from(w).unwrap_or(SPARE_PERMITS));
-                Ok(json!(
-                    self.acquire(want.clamp(1, MAX_PERMITS), spare.min(SPARE_PERMITS))
-                        .await?
-                ))
+                // How many slots the caller expects to spend in this run (at least one),
+                // and spares for its isolate (given only from above half the burst).
+                let want = slots_asked(&body, "want", 1, MAX_PERMITS).max(1);
+                let spare = slots_asked(&body, "spare", 0, SPARE_PERMITS);
+                Ok(json!(self.acquire(want, spare).await?))
             }
             "invalidate" => {
                 let token: String =

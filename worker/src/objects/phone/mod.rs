@@ -119,15 +119,23 @@ const PHONE: &str = "phone";
 /// Which phone an operation is about: the body's `phone`, remembered on first use.
 async fn phone_of(storage: &Storage, body: &Value) -> Result<String, AppError> {
     if let Some(phone) = body.get("phone").and_then(Value::as_str) {
-        if storage.get::<String>(PHONE).await?.as_deref() != Some(phone) {
-            storage.put(PHONE, phone).await?;
-        }
+        let mut turn = Turn::load(storage, &[PHONE]).await?;
+        remember_phone(&mut turn, phone)?;
+        turn.commit(storage).await?;
         return Ok(phone.to_owned());
     }
     storage
         .get::<String>(PHONE)
         .await?
         .ok_or_else(|| AppError::Internal("phone object without a phone".into()))
+}
+
+/// Keep `phone` as the one this object is for (written only when it changes).
+fn remember_phone(turn: &mut Turn, phone: &str) -> Result<(), AppError> {
+    if turn.get::<String>(PHONE)?.as_deref() != Some(phone) {
+        turn.put(PHONE, phone)?;
+    }
+    Ok(())
 }
 
 impl Contact {
@@ -204,9 +212,7 @@ impl Contact {
                 return Ok(first);
             }
         }
-        if turn.get::<String>(PHONE)?.as_deref() != Some(input.phone.as_str()) {
-            turn.put(PHONE, &input.phone)?;
-        }
+        remember_phone(&mut turn, &input.phone)?;
         let mut out = MessageOut {
             message_id: String::new(),
             job_ids: Vec::new(),

@@ -25,7 +25,7 @@ pub enum Record {
 /// Records shipped per alarm run.
 const BATCH: usize = 50;
 
-/// The entries a turn must load to [`push_in`] and [`count_in`].
+/// The entries a turn must load to [`push_in`] (`rec_seq`) and [`count_in`] (`counts`).
 pub const ENTRIES: [&str; 2] = [REC_SEQ, COUNTS];
 
 const REC_SEQ: &str = "rec_seq";
@@ -33,7 +33,7 @@ const COUNTS: &str = "counts";
 
 /// Queue a record for the operations shards.
 pub async fn push(storage: &Storage, record: Record) -> Result<(), AppError> {
-    let mut turn = Turn::load(storage, &ENTRIES).await?;
+    let mut turn = Turn::load(storage, &[REC_SEQ]).await?;
     push_in(&mut turn, &record)?;
     turn.commit(storage).await
 }
@@ -47,7 +47,7 @@ pub fn push_in(turn: &mut Turn, record: &Record) -> Result<(), AppError> {
 
 /// Add to a counter (shipped in the next batch).
 pub async fn count(storage: &Storage, name: &str, by: i64) -> Result<(), AppError> {
-    let mut turn = Turn::load(storage, &ENTRIES).await?;
+    let mut turn = Turn::load(storage, &[COUNTS]).await?;
     count_in(&mut turn, name, by)?;
     turn.commit(storage).await
 }
